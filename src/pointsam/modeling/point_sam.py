@@ -1,0 +1,146 @@
+"""`PointSAM`: point-cloud encoder + prompt encoders + mask decoder (paper Fig. 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pointsam.modeling.config import PointSAMConfig
+from pointsam.modeling.mask_decoder import DEFAULT_CHUNK, MaskDecoder
+from pointsam.modeling.patch_embed import Patches, group_points
+from pointsam.modeling.point_cloud_encoder import PointCloudEncoder
+from pointsam.modeling.prompt_encoder import MaskEncoder, PointEncoder
+from pointsam.modeling.transformer import TwoWayTransformer
+from pointsam.ops import three_nn_interpolation_weights
+
+
+@dataclass
+class CloudEmbedding:
+    """Everything computed once per cloud and reused by every prompt."""
+
+    coords: torch.Tensor  # [B, N, 3] normalized coordinates
+    patches: Patches
+    embeddings: torch.Tensor  # [B, L, D] point-cloud embedding F_pc
+    pe: torch.Tensor  # [B, L, D] Fourier PE of the patch centers
+    interp_idx: torch.Tensor  # [B, N, 3] nearest centers of each point
+    interp_weight: torch.Tensor  # [B, N, 3]
+
+
+def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:
+    return x if times == 1 else x.repeat_interleave(times, dim=0)
+
+
+class PointSAM(nn.Module):
+    """Promptable point-cloud segmentation model with the official state-dict layout."""
+
+    def __init__(self, cfg: PointSAMConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.pc_encoder = PointCloudEncoder(cfg)
+        self.point_encoder = PointEncoder(cfg.embed_dim)
+        self.mask_encoder = MaskEncoder(cfg.embed_dim)
+        transformer = TwoWayTransformer(
+            cfg.decoder_depth, cfg.embed_dim, cfg.decoder_heads, cfg.decoder_mlp_dim
+        )
+        self.mask_decoder = MaskDecoder(cfg.embed_dim, transformer, cfg.num_multimask_outputs)
+
+    @torch.no_grad()
+    def encode(
+        self,
+        coords: torch.Tensor,
+        features: torch.Tensor,
+        num_patches: int | None = None,
+        patch_size: int | None = None,
+        fps_method: str = "auto",
+        knn_method: str = "auto",
+    ) -> CloudEmbedding:
+        """Group and encode clouds coords/features [B, N, 3] (normalized) once."""
+        return self.encode_with_grad(coords, features, num_patches, patch_size, fps_method,
+                                     knn_method)
+
+    def encode_with_grad(
+        self,
+        coords: torch.Tensor,
+        features: torch.Tensor,
+        num_patches: int | None = None,
+        patch_size: int | None = None,
+        fps_method: str = "auto",
+        knn_method: str = "auto",
+    ) -> CloudEmbedding:
+        """`encode` with autograd enabled (for training)."""
+        patches = group_points(
+            coords,
+            num_patches or self.config.num_patches,
+            patch_size or self.config.patch_size,
+            fps_method,
+            knn_method,
+        )
+        embeddings = self.pc_encoder(coords, features, patches)
+        pe = self.point_encoder.pe_layer(patches.centers)
+        with torch.no_grad():
+            idx, weight = three_nn_interpolation_weights(coords, patches.centers, method=knn_method)
+        return CloudEmbedding(coords, patches, embeddings, pe, idx, weight)
+
+    def decode(
+        self,
+        cloud: CloudEmbedding,
+        prompt_coords: torch.Tensor,
+        prompt_labels: torch.Tensor,
+        prompt_masks: torch.Tensor | None = None,
+        multimask_output: bool = True,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks for P = B*M prompt sets (rows b*M..b*M+M-1 belong to cloud b).
+
+        prompt_coords [P, Q, 3] normalized, prompt_labels [P, Q] (1 positive, 0 negative),
+        prompt_masks [P, N] logits or None. Returns logits [P, C, N] and IoU preds [P, C].
+        """
+        b = cloud.embeddings.shape[0]
+        p = prompt_coords.shape[0]
+        if p % b:
+            raise ValueError(f"number of prompt sets ({p}) must be a multiple of clouds ({b})")
+        m = p // b
+        sparse = self.point_encoder(prompt_coords, prompt_labels)
+        num_patches = cloud.patches.num_patches
+        if prompt_masks is None:
+            dense = self.mask_encoder.no_mask(p, num_patches)
+        else:
+            patches = Patches(
+                _repeat(cloud.patches.fps_idx, m),
+                _repeat(cloud.patches.centers, m),
+                _repeat(cloud.patches.knn_idx, m),
+            )
+            dense = self.mask_encoder(_repeat(cloud.coords, m), patches, prompt_masks)
+        return self.mask_decoder(
+            _repeat(cloud.embeddings, m),
+            _repeat(cloud.pe, m),
+            sparse,
+            dense,
+            _repeat(cloud.interp_idx, m),
+            _repeat(cloud.interp_weight, m),
+            multimask_output,
+            chunk_size,
+        )
+
+    def predict_masks(
+        self,
+        coords: torch.Tensor,
+        features: torch.Tensor,
+        prompt_coords: torch.Tensor,
+        prompt_labels: torch.Tensor,
+        prompt_masks: torch.Tensor | None = None,
+        multimask_output: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-shot encode + decode with the official `predict_masks` signature."""
+        cloud = self.encode(coords, features)
+        return self.decode(cloud, prompt_coords, prompt_labels, prompt_masks, multimask_output)
+
+
+def build_model(config: PointSAMConfig | str = "large", device: torch.device | str | None = None
+                ) -> PointSAM:
+    """Build a randomly initialised `PointSAM` for `config` (a preset name or a config)."""
+    cfg = PointSAMConfig.preset(config) if isinstance(config, str) else config
+    model = PointSAM(cfg)
+    return model.to(device) if device is not None else model

@@ -1,0 +1,36 @@
+"""Shared test fixtures: locations of the shared reference files and data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "reference"
+DATA = SHARED / "data"
+
+torch.set_num_threads(2)
+
+
+def require(path: Path) -> Path:
+    """Skip the test with a clear message when a shared file is absent."""
+    if not path.exists():
+        pytest.skip(f"shared file not found: {path} (the tests expect ../shared beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, torch.Tensor]:
+    """Tensors of the official golden run (random weights, preset A)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(require(REFERENCE / "official_golden_a.safetensors")))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared folder of real labelled point clouds."""
+    return require(DATA)

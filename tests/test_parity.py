@@ -1,0 +1,150 @@
+"""Parity with the official Point-SAM code, on its recorded golden run and state-dict layouts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import REFERENCE, require
+from pointsam import PointSAMConfig, build_model
+from pointsam.modeling.patch_embed import Patches, group_points
+from pointsam.ops import farthest_point_sampling, knn, three_nn_interpolation_weights
+
+GOLDEN_CONFIG = PointSAMConfig.large(
+    num_patches=128, patch_size=32, vit_depth=2, vit_width=256, vit_heads=4
+)
+EMB_TOL = dict(atol=1e-4, rtol=1e-4)
+LOGIT_TOL = dict(atol=1e-3, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def model(golden):
+    state = {k[len("state_dict."):]: v for k, v in golden.items() if k.startswith("state_dict.")}
+    m = build_model(GOLDEN_CONFIG).eval()
+    m.load_state_dict(state, strict=True)
+    return m
+
+
+@pytest.fixture(scope="module")
+def golden_patches(golden):
+    return Patches(golden["enc.fps_idx"], golden["enc.centers"], golden["enc.knn_idx"])
+
+
+def _read_tsv(name: str) -> dict[str, list[int]]:
+    rows = require(REFERENCE / name).read_text().splitlines()
+    out = {}
+    for row in rows:
+        key, shape = row.split("\t")
+        out[key] = [int(s) for s in shape.strip("[]").split(",") if s.strip()]
+    return out
+
+
+@pytest.mark.parametrize(
+    "preset,tsv", [("large", "official_large_state_dict.tsv"), ("giant", "official_giant_state_dict.tsv")]
+)
+def test_official_state_dict_layout(preset, tsv):
+    expected = _read_tsv(tsv)
+    with torch.device("meta"):
+        m = build_model(preset)
+    got = {k: list(v.shape) for k, v in m.state_dict().items()}
+    assert sorted(got) == sorted(expected)
+    assert got == expected
+
+
+def test_large_parameter_count():
+    with torch.device("meta"):
+        m = build_model("large")
+    n = sum(p.numel() for p in m.state_dict().values())
+    assert n == 311_042_732
+
+
+@pytest.mark.parametrize("method", ["torch", "numba"])
+def test_fps_indices_exact(golden, method):
+    idx = farthest_point_sampling(golden["input.coords"], 128, method=method)
+    assert torch.equal(idx, golden["enc.fps_idx"])
+
+
+@pytest.mark.parametrize("method", ["torch", "kdtree"])
+def test_knn_sets(golden, method):
+    _, idx = knn(golden["enc.centers"], golden["input.coords"], 32, method=method)
+    assert torch.equal(idx.sort(-1).values, golden["enc.knn_idx_sorted"])
+
+
+def test_grouping_matches(golden):
+    p = group_points(golden["input.coords"], 128, 32)
+    assert torch.equal(p.fps_idx, golden["enc.fps_idx"])
+    torch.testing.assert_close(p.centers, golden["enc.centers"])
+    assert torch.equal(p.knn_idx.sort(-1).values, golden["enc.knn_idx_sorted"])
+
+
+def test_encoder_intermediates(model, golden, golden_patches):
+    coords, feats = golden["input.coords"], golden["input.features"]
+    enc = model.pc_encoder
+    with torch.no_grad():
+        emb = enc.patch_embed(coords, feats, golden_patches)
+        torch.testing.assert_close(emb, golden["enc.patch_embeddings"], **EMB_TOL)
+        tokens = enc.tokens(coords, feats, golden_patches)
+        torch.testing.assert_close(tokens, golden["enc.vit_input"], **EMB_TOL)
+        out = enc(coords, feats, golden_patches)
+        torch.testing.assert_close(out, golden["enc.pc_embeddings"], **EMB_TOL)
+        pe = model.point_encoder.pe_layer(golden["enc.centers"])
+        torch.testing.assert_close(pe, golden["enc.pc_pe"], **EMB_TOL)
+
+
+def test_full_encode_from_raw_input(model, golden):
+    cloud = model.encode(golden["input.coords"], golden["input.features"], 128, 32)
+    torch.testing.assert_close(cloud.embeddings, golden["enc.pc_embeddings"], **EMB_TOL)
+    torch.testing.assert_close(cloud.pe, golden["enc.pc_pe"], **EMB_TOL)
+
+
+@pytest.mark.parametrize("method", ["torch", "kdtree"])
+def test_interpolation_weights(golden, method):
+    idx, w = three_nn_interpolation_weights(golden["input.coords"], golden["enc.centers"], method)
+    order = w.argsort(-1, descending=True)
+    torch.testing.assert_close(w.gather(-1, order), golden["interp.weight_by_weight"], **EMB_TOL)
+    assert torch.equal(idx.gather(-1, order), golden["interp.index_by_weight"])
+
+
+CALLS = {
+    "call1": ("prompt.coords_pos", "prompt.labels_pos", None, True),
+    "call2": ("prompt.coords_posneg", "prompt.labels_posneg", "call2.prompt_masks", False),
+    "call3": ("prompt.coords_posneg", "prompt.labels_posneg", None, True),
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_predict_masks_calls(model, golden, call):
+    coords_key, labels_key, mask_key, multimask = CALLS[call]
+    cloud = model.encode(golden["input.coords"], golden["input.features"], 128, 32)
+    pc, pl = golden[coords_key], golden[labels_key]
+    pm = golden[mask_key] if mask_key else None
+    with torch.no_grad():
+        sparse = model.point_encoder(pc, pl)
+        torch.testing.assert_close(sparse, golden[f"{call}.sparse_embeddings"], **EMB_TOL)
+        if pm is not None:
+            dense = model.mask_encoder(cloud.coords, cloud.patches, pm)
+            torch.testing.assert_close(dense, golden[f"{call}.dense_embeddings"], **EMB_TOL)
+        masks, iou = model.decode(cloud, pc, pl, pm, multimask_output=multimask)
+    torch.testing.assert_close(masks, golden[f"{call}.masks"], **LOGIT_TOL)
+    torch.testing.assert_close(iou, golden[f"{call}.iou_preds"], **LOGIT_TOL)
+    # Thresholded masks agree except where the official logit is within tolerance of 0.
+    ref = golden[f"{call}.masks"]
+    decided = ref.abs() > 1e-3
+    assert torch.equal((masks > 0)[decided], (ref > 0)[decided])
+
+
+def test_official_predict_masks_signature(model, golden):
+    model.config = GOLDEN_CONFIG
+    masks, iou = model.predict_masks(
+        golden["input.coords"], golden["input.features"], golden["prompt.coords_pos"],
+        golden["prompt.labels_pos"],
+    )
+    torch.testing.assert_close(masks, golden["call1.masks"], **LOGIT_TOL)
+
+
+def test_decode_in_small_chunks_is_identical(model, golden):
+    cloud = model.encode(golden["input.coords"], golden["input.features"], 128, 32)
+    args = (cloud, golden["prompt.coords_pos"], golden["prompt.labels_pos"])
+    full, _ = model.decode(*args)
+    chunked, _ = model.decode(*args, chunk_size=100)
+    torch.testing.assert_close(full, chunked, atol=1e-6, rtol=0)
