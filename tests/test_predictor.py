@@ -8,6 +8,7 @@ import torch
 
 from pointsam import InputError, PointSAMConfig, build_model
 from pointsam.predictor import LARGE_CLOUD, PointCloudPredictor, choose_grouping
+
 from test_parity import GOLDEN_CONFIG, LOGIT_TOL
 
 

@@ -150,7 +150,6 @@ class PointCloudPredictor:
         self._cloud = self.model.encode(coords_t, feats_t, big_l, big_k, fps, self.knn_method)
         self._xyz = xyz
         self.normalization = norm
-        say("encoded")
 
     def _prompt_coords(self, point_coords, point_indices) -> np.ndarray:
         if point_indices is not None:
@@ -227,6 +226,35 @@ class PointCloudPredictor:
         logits_np = logits[0].cpu().numpy()
         first = logits_np if return_logits else masks[0].cpu().numpy()
         return first, scores[0].cpu().numpy(), logits_np
+
+    def predict_clicks(
+        self, point_coords=None, point_labels=None, *, point_indices=None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Replay clicks one at a time, as a person would click (and as the model was trained).
+
+        The first click gives 3 candidates and the most confident one is kept; each later click
+        is added to the prompts with the previous logits as the mask prompt. Returns the final
+        (masks (C, N), scores (C,), logits (C, N)); C = 3 for a single click, else 1.
+        """
+        self._require()
+        coords = self._prompt_coords(point_coords, point_indices)
+        if coords.shape[0] == 0:
+            raise InputError("give at least one prompt point")
+        labels = (np.ones(coords.shape[0], np.int64) if point_labels is None
+                  else check_labels(point_labels, coords.shape[0]))
+        masks, scores, logits = self._predict_normalized(coords[:1], labels[:1], None, True)
+        for k in range(2, coords.shape[0] + 1):
+            best = logits[int(scores.argmax())][None]
+            masks, scores, logits = self._predict_normalized(coords[:k], labels[:k], best, False)
+        return masks, scores, logits
+
+    def _predict_normalized(self, coords, labels, mask, multimask):
+        masks, scores, logits = self.predict_torch(
+            torch.from_numpy(coords)[None], torch.from_numpy(labels)[None],
+            None if mask is None else torch.from_numpy(np.ascontiguousarray(mask)),
+            multimask, normalized=True,
+        )
+        return masks[0].cpu().numpy(), scores[0].cpu().numpy(), logits[0].cpu().numpy()
 
     @torch.no_grad()
     def predict_torch(

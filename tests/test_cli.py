@@ -1,0 +1,92 @@
+"""The `pointsam segment` command end to end, on the bundled example and shared data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from plyfile import PlyData
+
+from pointsam import PointSAMConfig, build_model
+from pointsam.checkpoint import save_model
+from pointsam.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "pointsam" / "assets" / "example_table.ply"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    cfg = PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2, num_patches=64,
+                               patch_size=16)
+    return save_model(build_model(cfg), path)
+
+
+def test_segment_example_writes_ply_mask(ckpt, tmp_path, capsys):
+    out = tmp_path / "mask.ply"
+    rc = main(["segment", str(EXAMPLE), "--point", "-0.25", "0.91", "0.1", "--negative", "0",
+               "0.75", "0", "--checkpoint", str(ckpt), "--out", str(out), "--all-masks"])
+    assert rc == 0
+    v = PlyData.read(str(out))["vertex"]
+    src = PlyData.read(str(EXAMPLE))["vertex"]
+    assert len(v) == len(src)
+    np.testing.assert_array_equal(v["x"], src["x"])
+    np.testing.assert_array_equal(v["red"], src["red"])
+    assert set(np.unique(v["mask"])) <= {0, 1}
+    assert "mask_0" in v.data.dtype.names  # two clicks -> one mask
+    assert "predicted IoU" in capsys.readouterr().out
+
+
+def test_segment_npy_and_index_prompt(ckpt, tmp_path):
+    out = tmp_path / "mask.npy"
+    assert main(["segment", str(EXAMPLE), "--point-index", "10", "--checkpoint", str(ckpt),
+                 "--out", str(out), "--all-masks"]) == 0
+    masks = np.load(out)
+    assert masks.shape == (3, 10800) and masks.dtype == bool
+
+
+def test_segment_shared_scannet_scene(ckpt, tmp_path, data_dir):
+    scene = data_dir / "scannet" / "scene0011_00"
+    xyz = np.load(scene / "coord.npy")
+    rgb = np.load(scene / "color.npy")
+    cloud = tmp_path / "scene.npy"
+    np.save(cloud, np.concatenate([xyz, rgb.astype(np.float32)], axis=1)[::4])
+    out = tmp_path / "scene_mask.ply"
+    assert main(["segment", str(cloud), "--point-index", "0", "--checkpoint", str(ckpt),
+                 "--out", str(out), "--num-patches", "128", "--patch-size", "32"]) == 0
+    assert len(PlyData.read(str(out))["vertex"]) == len(xyz[::4])
+
+
+def test_refuses_to_overwrite_and_reports_errors(ckpt, tmp_path, capsys):
+    out = tmp_path / "m.ply"
+    out.write_text("precious")
+    assert main(["segment", str(EXAMPLE), "--point-index", "1", "--checkpoint", str(ckpt),
+                 "--out", str(out)]) == 2
+    assert out.read_text() == "precious"
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["segment", str(EXAMPLE), "--point", "50", "50", "50", "--checkpoint",
+                 str(ckpt), "--out", str(tmp_path / "x.ply")]) == 2
+    assert "outside the point cloud" in capsys.readouterr().err
+    assert main(["segment", str(tmp_path / "missing.ply"), "--point-index", "1", "--checkpoint",
+                 str(ckpt), "--out", str(tmp_path / "y.ply")]) == 2
+    assert main(["segment", str(EXAMPLE), "--checkpoint", str(ckpt), "--out",
+                 str(tmp_path / "z.ply")]) == 2
+    assert "at least one click" in capsys.readouterr().err
+    assert main(["segment", str(EXAMPLE), "--point-index", "1", "--out",
+                 str(tmp_path / "z.ply")]) == 2
+    assert "official Point-SAM weights" in capsys.readouterr().err
+
+
+def test_console_script_runs(ckpt, tmp_path):
+    out = tmp_path / "cli.npy"
+    res = subprocess.run(
+        [sys.executable, "-m", "pointsam.cli", "segment", str(EXAMPLE), "--point-index", "5",
+         "--checkpoint", str(ckpt), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "encoding 10,800 points" in res.stderr
+    assert np.load(out).shape == (10800,)
