@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import REFERENCE, require
 from pointsam import PointSAMConfig, build_model
 from pointsam.modeling.patch_embed import Patches, group_points
 from pointsam.ops import farthest_point_sampling, knn, three_nn_interpolation_weights
+
+from conftest import REFERENCE, require
 
 GOLDEN_CONFIG = PointSAMConfig.large(
     num_patches=128, patch_size=32, vit_depth=2, vit_width=256, vit_heads=4
