@@ -1,0 +1,147 @@
+"""PLY parsing with plyfile: vertices, colours, scalar fields and (optional) polygon faces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import trimesh
+from plyfile import PlyData
+
+from pointsam.errors import FileFormatError, InputError
+from pointsam.io.pointcloud import normalize_rgb_to_unit
+
+COLOR_NAMES = (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diffuse_green",
+                                                              "diffuse_blue"))
+NORMAL_NAMES = ("nx", "ny", "nz")
+FACE_LIST_NAMES = ("vertex_indices", "vertex_index")
+
+
+@dataclass
+class PlyContents:
+    """What a PLY file holds: vertex arrays and, for meshes, triangulated faces."""
+
+    xyz: np.ndarray
+    rgb: np.ndarray | None
+    extra: dict[str, np.ndarray]
+    faces: np.ndarray | None = None  # (F,3) int64 triangles, polygons fan-triangulated
+    face_rgb: np.ndarray | None = None
+    face_extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_mesh(self) -> trimesh.Trimesh:
+        """Build a trimesh (face order kept) with vertex or face colours if the file had them."""
+        if self.faces is None:
+            raise InputError("this PLY file has no faces")
+        colors = {}
+        if self.rgb is not None:
+            colors["vertex_colors"] = _as_uint8(self.rgb)
+        elif self.face_rgb is not None:
+            colors["face_colors"] = _as_uint8(self.face_rgb)
+        return trimesh.Trimesh(
+            vertices=np.asarray(self.xyz, dtype=np.float64), faces=self.faces, process=False,
+            **colors,
+        )
+
+
+def _as_uint8(rgb: np.ndarray) -> np.ndarray:
+    if rgb.dtype == np.uint8:
+        return rgb
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def channels_to_rgb(channels: np.ndarray, path: Path) -> np.ndarray:
+    """(N,3) colour channels as stored → uint8 for integer data, float32 in [0,1] for floats."""
+    if channels.dtype == np.uint8:
+        return np.ascontiguousarray(channels)
+    if channels.dtype.kind in "iu":
+        if channels.size == 0:
+            return channels.astype(np.uint8)
+        lo, hi = int(channels.min()), int(channels.max())
+        if lo >= 0 and hi <= 255:
+            return channels.astype(np.uint8)
+        if lo >= 0 and hi <= 65535:
+            return (channels >> 8).astype(np.uint8)  # 16-bit colour
+        raise FileFormatError(f"{path}: colour values out of range ({lo}..{hi})")
+    try:
+        return normalize_rgb_to_unit(channels)
+    except InputError as exc:
+        raise FileFormatError(f"{path}: bad colour values: {exc}") from exc
+
+
+def split_fields(data: np.ndarray, path: Path) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """Split a structured array into rgb and extra fields (normals as one (N,3) 'normal')."""
+    names = [n for n in data.dtype.names if n not in ("x", "y", "z")]
+    rgb = None
+    for triple in COLOR_NAMES:
+        if all(c in names for c in triple):
+            rgb = channels_to_rgb(np.column_stack([data[c] for c in triple]), path)
+            names = [n for n in names if n not in triple]
+            break
+    extra: dict[str, np.ndarray] = {}
+    if all(c in names for c in NORMAL_NAMES):
+        extra["normal"] = np.column_stack([data[c] for c in NORMAL_NAMES]).astype(np.float32)
+        names = [n for n in names if n not in NORMAL_NAMES]
+    for name in names:
+        column = data[name]
+        if column.dtype != object and column.ndim == 1:  # skip list properties
+            extra[name] = np.ascontiguousarray(column)
+    return rgb, extra
+
+
+def read_ply(path: Path) -> PlyContents:
+    """Parse a PLY file (ascii or binary) into vertex arrays and optional faces."""
+    try:
+        with open(path, "rb") as fh:
+            ply = PlyData.read(fh, mmap=False)
+    except Exception as exc:
+        msg = f"{path}: not a valid PLY file (truncated or corrupt?): {exc}"
+        raise FileFormatError(msg) from exc
+    if "vertex" not in ply:
+        raise FileFormatError(f"{path}: PLY file has no 'vertex' element")
+    vertex = ply["vertex"].data
+    names = vertex.dtype.names or ()
+    missing = [c for c in ("x", "y", "z") if c not in names]
+    if missing:
+        raise FileFormatError(f"{path}: PLY vertices lack the {', '.join(missing)} properties")
+    if len(vertex) == 0:
+        raise FileFormatError(f"{path}: PLY file contains no points")
+    xyz = np.column_stack([vertex[c] for c in ("x", "y", "z")])
+    rgb, extra = split_fields(vertex, path)
+    contents = PlyContents(xyz=xyz, rgb=rgb, extra=extra)
+    if "face" in ply and len(ply["face"].data) > 0:
+        _read_faces(ply["face"].data, len(xyz), path, contents)
+    return contents
+
+
+def _read_faces(data: np.ndarray, num_vertices: int, path: Path, out: PlyContents) -> None:
+    """Fill `out.faces` (fan-triangulated, file order kept) and per-face properties."""
+    names = data.dtype.names or ()
+    list_name = next((n for n in FACE_LIST_NAMES if n in names), None)
+    if list_name is None:
+        raise FileFormatError(f"{path}: PLY face element has no vertex_indices property")
+    raw = data[list_name]
+    lengths = np.fromiter((len(f) for f in raw), dtype=np.int64, count=len(raw))
+    tris, owner = [], []
+    for k in np.unique(lengths):
+        if k < 3:
+            continue
+        idx = np.flatnonzero(lengths == k)
+        poly = np.stack([np.asarray(raw[i], dtype=np.int64) for i in idx])
+        for j in range(1, k - 1):
+            tris.append(poly[:, [0, j, j + 1]])
+            owner.append(idx)
+    if not tris:
+        return
+    owner_all = np.concatenate(owner)
+    order = np.argsort(owner_all, kind="stable")
+    faces = np.concatenate(tris)[order]
+    owner_all = owner_all[order]
+    if faces.min() < 0 or faces.max() >= num_vertices:
+        raise FileFormatError(f"{path}: PLY faces reference vertices that do not exist")
+    out.faces = faces
+    face_fields = data[[n for n in names if n != list_name]] if len(names) > 1 else None
+    if face_fields is not None:
+        face_rgb, face_extra = split_fields(face_fields, path)
+        out.face_rgb = None if face_rgb is None else face_rgb[owner_all]
+        out.face_extra = {k: v[owner_all] for k, v in face_extra.items()}
