@@ -16,7 +16,6 @@ from pointsam.validation import as_numpy, check_labels, check_xyz, colors_to_uni
 LARGE_CLOUD = 100_000  # above this many points the grouping grows (paper Sec. 3, Table 6)
 LARGE_NUM_PATCHES = 2048
 LARGE_PATCH_SIZE = 256
-BUCKET_FPS_ABOVE = 1_000_000  # exact start-at-0 FPS gets slow; use bucket FPS (same spacing)
 PROMPT_TOLERANCE = 1e-4  # normalized radius slack for prompts on the cloud's outermost points
 
 
@@ -140,8 +139,6 @@ class PointCloudPredictor:
         if big_k < 1 or big_k > n:
             raise InputError(f"patch_size={big_k} must be between 1 and the number of points ({n})")
         fps = self.fps_method
-        if fps == "auto" and n > BUCKET_FPS_ABOVE and self.device.type == "cpu":
-            fps = "bucket"
         dev = self.device
         coords_t = torch.from_numpy(coords).to(dev).unsqueeze(0)
         feats_t = torch.from_numpy(colours * 2.0 - 1.0).to(dev).unsqueeze(0)

@@ -1,0 +1,72 @@
+"""Inverse-squared-distance 3-NN interpolation of per-center features back onto points."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from pointsam.errors import InputError
+from pointsam.ops.knn import check_index, check_xyz, knn
+
+WEIGHT_EPS = 1e-8
+
+# Rows per chunk in `interpolate`, so the one gathered temporary stays small.
+_INTERP_CHUNK_ROWS = 65_536
+
+
+def three_nn_interpolation_weights(
+    points: Tensor, centers: Tensor, method: str = "auto"
+) -> tuple[Tensor, Tensor]:
+    """3 nearest centers of each point and weights 1/max(d^2, 1e-8) normalised to sum to 1."""
+    check_xyz("points", points)
+    check_xyz("centers", centers)
+    if centers.shape[1] < 3:
+        raise InputError(
+            "three_nn_interpolation_weights: need at least 3 centers, "
+            f"got centers of shape {list(centers.shape)}"
+        )
+    dist_sq, idx = knn(points, centers, 3, method=method)
+    recip = 1.0 / dist_sq.clamp_min(WEIGHT_EPS)
+    weight = recip / recip.sum(dim=-1, keepdim=True)
+    return idx, weight
+
+
+def interpolate(features: Tensor, idx: Tensor, weight: Tensor) -> Tensor:
+    """3-NN interpolation: out[b, n] = sum_j weight[b, n, j] * features[b, idx[b, n, j]]."""
+    check_xyz("features", features, last=None)
+    B, L, C = features.shape
+    check_index("idx", idx, B, last=3)
+    if not isinstance(weight, Tensor) or weight.shape != idx.shape:
+        got = list(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
+        raise InputError(f"weight: expected shape {list(idx.shape)} (same as idx), got {got}")
+    n = idx.shape[1]
+    dev = features.device
+    idx = idx.to(device=dev, dtype=torch.long)
+    weight = weight.to(device=dev, dtype=features.dtype)
+    flat_feat = features.reshape(B * L, C)
+    offs = (torch.arange(B, device=dev) * L)[:, None, None] if B > 1 else 0
+    flat_idx = idx + offs  # [B, n, 3] indices into flat_feat
+
+    if torch.is_grad_enabled() and (features.requires_grad or weight.requires_grad):
+        out = None  # autograd-friendly: three accumulated gathers, no [n, 3, C] temporary
+        for j in range(3):
+            term = flat_feat.index_select(0, flat_idx[..., j].reshape(-1)).reshape(B, n, C)
+            term = term * weight[..., j : j + 1]
+            out = term if out is None else out + term
+        assert out is not None
+        return out
+
+    out = torch.empty(B, n, C, dtype=features.dtype, device=dev)
+    for b in range(B):
+        for s in range(0, n, _INTERP_CHUNK_ROWS):
+            e = min(n, s + _INTERP_CHUNK_ROWS)
+            o = out[b, s:e]
+            ib = flat_idx[b, s:e]
+            wb = weight[b, s:e]
+            torch.index_select(flat_feat, 0, ib[:, 0], out=o)
+            o.mul_(wb[:, 0:1])
+            tmp = flat_feat.index_select(0, ib[:, 1])
+            o.addcmul_(tmp, wb[:, 1:2])
+            torch.index_select(flat_feat, 0, ib[:, 2], out=tmp)
+            o.addcmul_(tmp, wb[:, 2:3])
+    return out
