@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pointsam.modeling.transformer import TwoWayTransformer
+from pointsam.ops.upsample import interp_norm_gelu
 
-DEFAULT_CHUNK = 65536
+DEFAULT_CHUNK = 16384
 
 
 class MLP(nn.Module):
@@ -94,13 +95,11 @@ class MaskDecoder(nn.Module):
         tok = lin0(src)  # [P, L, D]
         p, n = interp_idx.shape[0], interp_idx.shape[1]
         out = tok.new_empty(p, hyper.shape[1], n)
-        flat = tok.reshape(-1, tok.shape[-1])
-        offset = (torch.arange(p, device=tok.device) * tok.shape[1]).view(p, 1, 1)
-        for start in range(0, n, chunk_size):
-            idx = interp_idx[:, start : start + chunk_size] + offset
-            w = interp_weight[:, start : start + chunk_size].to(tok.dtype)
-            x = flat[idx[..., 0]] * w[..., 0:1]
-            x = x.addcmul_(flat[idx[..., 1]], w[..., 1:2]).addcmul_(flat[idx[..., 2]], w[..., 2:3])
-            x = F.gelu(lin1(F.gelu(norm(x))))
-            out[:, :, start : start + chunk_size] = hyper @ x.transpose(1, 2)
+        for b in range(p):
+            for start in range(0, n, chunk_size):
+                stop = start + chunk_size
+                x = interp_norm_gelu(tok[b], interp_idx[b, start:stop], interp_weight[b, start:stop],
+                                     norm.weight, norm.bias, norm.eps)
+                x = F.gelu(lin1(x))
+                out[b, :, start:stop] = torch.mm(x, hyper[b].T).T
         return out
