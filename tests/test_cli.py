@@ -90,3 +90,25 @@ def test_console_script_runs(ckpt, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "encoding 10,800 points" in res.stderr
     assert np.load(out).shape == (10800,)
+
+
+def test_segment_mesh_writes_labelled_faces(ckpt, tmp_path, data_dir):
+    import trimesh
+
+    objs = sorted((data_dir / "partnet_mobility").glob("*/*/textured_objs/*.obj"))
+    if not objs:
+        pytest.skip("no PartNet-Mobility OBJ in the shared data")
+    src = objs[0]
+    out = tmp_path / "labelled.glb"
+    assert main(["segment", str(src), "--point-index", "0", "--mesh-samples", "3000",
+                 "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    from pointsam.io import read_mesh
+
+    mesh = trimesh.load(out, force="mesh")
+    assert len(mesh.faces) == len(read_mesh(src).faces)
+
+
+def test_missing_checkpoint_says_where_to_get_it(tmp_path, capsys):
+    assert main(["segment", str(EXAMPLE), "--point-index", "1", "--checkpoint",
+                 str(tmp_path / "model.safetensors"), "--out", str(tmp_path / "o.ply")]) == 2
+    assert "yuchen0187/Point-SAM" in capsys.readouterr().err

@@ -23,7 +23,10 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     """Read a checkpoint's tensors and metadata (safetensors, or .pt/.pth with weights_only)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(
+            f"checkpoint not found: {path}. The official Point-SAM weights are model.safetensors "
+            "in the authors' Hugging Face repository yuchen0187/Point-SAM; pass its path"
+        )
     if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError, safe_open
 

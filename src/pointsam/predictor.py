@@ -148,6 +148,16 @@ class PointCloudPredictor:
         self._xyz = xyz
         self.normalization = norm
 
+    def _prompts(self, point_coords, point_labels, point_indices) -> tuple[np.ndarray, np.ndarray]:
+        """Normalized prompt coordinates (coords first, then indices) and their 0/1 labels."""
+        self._require()
+        coords = self._prompt_coords(point_coords, point_indices)
+        if coords.shape[0] == 0:
+            raise InputError("give at least one prompt point")
+        labels = (np.ones(coords.shape[0], np.int64) if point_labels is None
+                  else check_labels(point_labels, coords.shape[0]))
+        return coords, labels
+
     def _prompt_coords(self, point_coords, point_indices) -> np.ndarray:
         if point_indices is not None:
             idx = as_numpy(point_indices, "point_indices").reshape(-1)
@@ -201,12 +211,7 @@ class PointCloudPredictor:
         of `logits`). multimask_output gives 3 candidates (best for a single click), else 1.
         Returns masks (C, N) bool (logits if return_logits), scores (C,), logits (C, N).
         """
-        self._require()
-        coords = self._prompt_coords(point_coords, point_indices)
-        if coords.shape[0] == 0:
-            raise InputError("give at least one prompt point")
-        labels = (np.ones(coords.shape[0], np.int64) if point_labels is None
-                  else check_labels(point_labels, coords.shape[0]))
+        coords, labels = self._prompts(point_coords, point_labels, point_indices)
         mask = None
         if mask_input is not None:
             mask = as_numpy(mask_input, "mask_input").astype(np.float32).reshape(-1)
@@ -233,12 +238,7 @@ class PointCloudPredictor:
         is added to the prompts with the previous logits as the mask prompt. Returns the final
         (masks (C, N), scores (C,), logits (C, N)); C = 3 for a single click, else 1.
         """
-        self._require()
-        coords = self._prompt_coords(point_coords, point_indices)
-        if coords.shape[0] == 0:
-            raise InputError("give at least one prompt point")
-        labels = (np.ones(coords.shape[0], np.int64) if point_labels is None
-                  else check_labels(point_labels, coords.shape[0]))
+        coords, labels = self._prompts(point_coords, point_labels, point_indices)
         masks, scores, logits = self._predict_normalized(coords[:1], labels[:1], None, True)
         for k in range(2, coords.shape[0] + 1):
             best = logits[int(scores.argmax())][None]

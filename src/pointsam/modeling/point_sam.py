@@ -46,7 +46,6 @@ class PointSAM(nn.Module):
         )
         self.mask_decoder = MaskDecoder(cfg.embed_dim, transformer, cfg.num_multimask_outputs)
 
-    @torch.no_grad()
     def encode(
         self,
         coords: torch.Tensor,
@@ -56,20 +55,10 @@ class PointSAM(nn.Module):
         fps_method: str = "auto",
         knn_method: str = "auto",
     ) -> CloudEmbedding:
-        """Group and encode clouds coords/features [B, N, 3] (normalized) once."""
-        return self.encode_with_grad(coords, features, num_patches, patch_size, fps_method,
-                                     knn_method)
+        """Group and encode clouds coords/features [B, N, 3] (normalized) once.
 
-    def encode_with_grad(
-        self,
-        coords: torch.Tensor,
-        features: torch.Tensor,
-        num_patches: int | None = None,
-        patch_size: int | None = None,
-        fps_method: str = "auto",
-        knn_method: str = "auto",
-    ) -> CloudEmbedding:
-        """`encode` with autograd enabled (for training)."""
+        Autograd follows the caller's mode: wrap in `torch.no_grad()` for inference.
+        """
         patches = group_points(
             coords,
             num_patches or self.config.num_patches,
@@ -134,7 +123,8 @@ class PointSAM(nn.Module):
         multimask_output: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One-shot encode + decode with the official `predict_masks` signature."""
-        cloud = self.encode(coords, features)
+        with torch.no_grad():
+            cloud = self.encode(coords, features)
         return self.decode(cloud, prompt_coords, prompt_labels, prompt_masks, multimask_output)
 
 
