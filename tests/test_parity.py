@@ -52,11 +52,16 @@ def test_official_state_dict_layout(preset, tsv):
     assert got == expected
 
 
-def test_large_parameter_count():
+@pytest.mark.parametrize(
+    "preset,keys,elements",
+    [("large", 620, 311_042_732), ("giant", 684, 1_020_754_796), ("base", 392, 92_850_156)],
+)
+def test_official_sizes(preset, keys, elements):
+    """Key and element counts of the official configs (base: from the notes, no TSV ships)."""
     with torch.device("meta"):
-        m = build_model("large")
-    n = sum(p.numel() for p in m.state_dict().values())
-    assert n == 311_042_732
+        state = build_model(preset).state_dict()
+    assert len(state) == keys
+    assert sum(v.numel() for v in state.values()) == elements
 
 
 @pytest.mark.parametrize("method", ["torch", "numba"])
