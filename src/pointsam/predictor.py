@@ -119,8 +119,10 @@ class PointCloudPredictor:
         xyz = check_xyz(xyz)
         n = xyz.shape[0]
         colours = colors_to_unit(rgb, n) if rgb is not None else np.full((n, 3), 0.5, np.float32)
-        center = xyz.astype(np.float64).mean(axis=0)
-        scale = float(np.sqrt(((xyz.astype(np.float64) - center) ** 2).sum(axis=1).max()))
+        xyz64 = xyz.astype(np.float64)
+        center = xyz64.mean(axis=0)
+        scale = float(np.sqrt(((xyz64 - center) ** 2).sum(axis=1).max()))
+        del xyz64
         if scale == 0.0:
             raise InputError("all points of the cloud coincide: nothing to segment")
         norm = Normalization(center, scale)
@@ -131,20 +133,20 @@ class PointCloudPredictor:
         if distinct < 3:
             raise InputError(f"the cloud has only {distinct} distinct point(s); at least 3 needed")
         auto_l, auto_k = choose_grouping(n, distinct, cfg.num_patches, cfg.patch_size)
-        big_l, big_k = num_patches or auto_l, patch_size or auto_k
-        if big_l < 3 or big_l > distinct:
+        use_l, use_k = num_patches or auto_l, patch_size or auto_k
+        if use_l < 3 or use_l > distinct:
             raise InputError(
-                f"num_patches={big_l} must be between 3 and the number of distinct points ({distinct})"
+                f"num_patches={use_l} must be between 3 and the number of distinct points ({distinct})"
             )
-        if big_k < 1 or big_k > n:
-            raise InputError(f"patch_size={big_k} must be between 1 and the number of points ({n})")
-        fps = self.fps_method
+        if use_k < 1 or use_k > n:
+            raise InputError(f"patch_size={use_k} must be between 1 and the number of points ({n})")
         dev = self.device
         coords_t = torch.from_numpy(coords).to(dev).unsqueeze(0)
         feats_t = torch.from_numpy(colours * 2.0 - 1.0).to(dev).unsqueeze(0)
-        say(f"encoding {n:,} points as {big_l} patches x {big_k} points")
+        say(f"encoding {n:,} points as {use_l} patches x {use_k} points")
         self.reset()
-        self._cloud = self.model.encode(coords_t, feats_t, big_l, big_k, fps, self.knn_method)
+        self._cloud = self.model.encode(coords_t, feats_t, use_l, use_k, self.fps_method,
+                                         self.knn_method)
         self._xyz = xyz
         self.normalization = norm
 
