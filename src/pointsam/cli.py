@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pointsam.errors import PointSAMError
+from pointsam.evaluation.command import add_eval_parser, run_eval
 
 MESH_OUTPUTS = (".obj", ".glb", ".gltf")
 
@@ -49,6 +50,7 @@ def _build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     seg.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     _add_convert_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 
@@ -192,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             _segment(args)
         elif args.command == "convert":
             _convert(args)
+        elif args.command == "eval":
+            run_eval(args)
     except (PointSAMError, FileExistsError, FileNotFoundError) as exc:
         print(f"pointsam: error: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pointsam.ops import farthest_point_sampling, gather_groups, knn
@@ -64,10 +65,17 @@ class PatchEncoder(nn.Module):
         self.conv2 = _mlp(2 * h1, h2, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, L, K, C_in] -> [B, L, C_out]."""
+        """[B, L, K, C_in] -> [B, L, C_out].
+
+        conv2's first Linear acts on [max-pooled feature, point feature]; its pooled half is
+        applied once per patch instead of once per point (same result, ~25% fewer FLOPs).
+        """
         x = self.conv1(x)
-        pooled = x.amax(dim=2, keepdim=True).expand_as(x)
-        return self.conv2(torch.cat((pooled, x), dim=-1)).amax(dim=2)
+        pooled = x.amax(dim=2)
+        lin, norm, act, out = self.conv2
+        h = x.shape[-1]
+        y = F.linear(x, lin.weight[:, h:]) + F.linear(pooled, lin.weight[:, :h], lin.bias).unsqueeze(2)
+        return out(act(norm(y))).amax(dim=2)
 
 
 class PatchEmbed(nn.Module):

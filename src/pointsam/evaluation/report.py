@@ -1,0 +1,71 @@
+"""Writing evaluation results: JSON, a Markdown table and an IoU-vs-clicks plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pointsam.evaluation.interactive import ObjectResult, results_to_json
+from pointsam.io.writers import atomic_output
+
+
+def markdown_table(summary: dict, title: str = "") -> str:
+    """Per-class and overall IoU@k / NoC table in Markdown."""
+    if not summary.get("num_objects"):
+        return f"{title}\n\nNo objects evaluated.\n"
+    keys = [k for k in summary["per_object_mean"] if k != "num_objects"]
+    lines = [title, "", "| | objects | " + " | ".join(keys) + " |",
+             "|---|---:|" + "---:|" * len(keys)]
+    rows = [(c, v) for c, v in summary["per_class"].items()]
+    rows += [("**mean over objects**", summary["per_object_mean"]),
+             ("**mean over classes**", {**summary["per_class_mean"],
+                                        "num_objects": summary["num_objects"]})]
+    for name, v in rows:
+        cells = " | ".join(f"{v[k]:.1f}" if k.startswith("IoU") else f"{v[k]:.2f}" for k in keys)
+        lines.append(f"| {name or '(none)'} | {v['num_objects']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_iou_curve(results: list[ObjectResult], path: Path, label: str = "") -> bool:
+    """Mean IoU against number of clicks as a PNG; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    ious = np.array([r.ious for r in results]) * 100
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    ax.plot(np.arange(1, ious.shape[1] + 1), ious.mean(axis=0), marker="o", label=label or None)
+    ax.set_xlabel("number of clicks")
+    ax.set_ylabel("mean IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    if label:
+        ax.legend()
+    fig.tight_layout()
+    with atomic_output(path, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return True
+
+
+def write_report(results: list[ObjectResult], summary: dict, out_dir: Path, title: str = "",
+                 overwrite: bool = False) -> list[Path]:
+    """Write results.json, report.md and iou_vs_clicks.png into `out_dir`."""
+    json_path, md_path, png = (out_dir / n for n in ("results.json", "report.md", "iou_vs_clicks.png"))
+    existing = [str(p) for p in (json_path, md_path, png) if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist; pass overwrite=True (--overwrite) to replace")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(json_path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(results_to_json(results, summary), indent=1))
+    with atomic_output(md_path, overwrite=True) as tmp:
+        tmp.write_text(markdown_table(summary, title))
+    written = [json_path, md_path]
+    if results and plot_iou_curve(results, png, title):
+        written.append(png)
+    return written
