@@ -99,3 +99,27 @@ def test_real_model_runs_on_shared_partnet(data_dir):
     results = evaluate_interactive(PointCloudPredictor(model), [cloud], max_clicks=4)
     assert len(results) == len(masks)
     assert all(len(r.ious) == 4 and all(0 <= v <= 1 for v in r.ious) for r in results)
+
+
+def test_eval_command_end_to_end(tmp_path, capsys):
+    from pointsam.checkpoint import save_model
+    from pointsam.cli import main
+    from pointsam.data.dataset import DatasetWriter
+
+    with DatasetWriter(tmp_path / "ds", name="toy") as writer:
+        writer.add(_toy_cloud(), split="val")
+        writer.add(_toy_cloud(), split="train")
+    ckpt = save_model(build_model(PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2,
+                                                       num_patches=32, patch_size=16)),
+                      tmp_path / "m.safetensors")
+    out = tmp_path / "report"
+    assert main(["eval", str(tmp_path / "ds"), "--split", "val", "--checkpoint", str(ckpt),
+                 "--out", str(out), "--max-clicks", "3"]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["objects"]) == 2 and len(data["objects"][0]["ious"]) == 3
+    assert (out / "iou_vs_clicks.png").stat().st_size > 1000
+    assert "mean over classes" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "ds"), "--checkpoint", str(ckpt), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "ds"), "--categories", "nope", "--checkpoint", str(ckpt),
+                 "--out", str(tmp_path / "r2")]) == 2
