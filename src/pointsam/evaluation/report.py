@@ -40,6 +40,7 @@ def plot_iou_curve(results: list[ObjectResult], path: Path, label: str = "") -> 
     ious = np.array([r.ious for r in results]) * 100
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     ax.plot(np.arange(1, ious.shape[1] + 1), ious.mean(axis=0), marker="o", label=label or None)
+    ax.set_xticks(np.arange(1, ious.shape[1] + 1, max(1, ious.shape[1] // 10)))
     ax.set_xlabel("number of clicks")
     ax.set_ylabel("mean IoU (%)")
     ax.set_ylim(0, 100)
