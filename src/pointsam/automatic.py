@@ -1,0 +1,326 @@
+""""Segment everything": automatic mask proposals for a whole point cloud (paper Sec. 5.2).
+
+Like SAM's `SamAutomaticMaskGenerator`, adapted to point clouds as the paper describes:
+
+1. Clouds bigger than `max_points` are down-sampled (uniform random, seeded) to `max_points`
+   points; everything below runs on that working cloud, which is encoded once.
+2. `num_prompts` prompts are picked by farthest point sampling over the working cloud; each is a
+   single positive click decoded with multimask output (3 candidate masks per click).
+3. Candidates are filtered by predicted IoU, stability score and size (`min_mask_points`).
+4. Duplicates are removed by greedy NMS on point-set IoU (no N x N matrix is ever formed).
+5. Kept masks are propagated to the full cloud by nearest neighbour, so record indices always
+   refer to the input cloud.
+
+Sizes and IoUs are measured on the full cloud even when down-sampling: each working point is
+weighted by the number of full-cloud points whose nearest working point it is, which makes a
+working-cloud count exactly the size of the propagated mask.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from pointsam.errors import InputError
+from pointsam.modeling import PointSAM
+from pointsam.ops import farthest_point_sampling
+from pointsam.predictor import PointCloudPredictor
+from pointsam.validation import as_numpy, check_xyz
+
+# Float32 sums of integer counts are exact up to 2**24; above that the NMS matmuls use float64.
+_FLOAT32_EXACT = 1 << 24
+_NMS_BLOCK = 256  # candidates compared at once in the greedy NMS
+
+
+def stability_score(logits: torch.Tensor, offset: float = 1.0) -> torch.Tensor:
+    """|logits > +offset| / |logits > -offset| over the last axis (0 when the denominator is 0)."""
+    if offset < 0:
+        raise InputError(f"stability offset must be >= 0, got {offset}")
+    inter = (logits > offset).sum(dim=-1, dtype=torch.float64)
+    union = (logits > -offset).sum(dim=-1, dtype=torch.float64)
+    score = torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))
+    return score.to(torch.float32)
+
+
+def _matmul_dtype(total: float) -> torch.dtype:
+    return torch.float32 if total < _FLOAT32_EXACT else torch.float64
+
+
+def _check_masks(masks: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.dtype != np.bool_:
+        raise InputError(f"masks must be a boolean (M, N) array, got {masks.dtype} {masks.shape}")
+    n = masks.shape[1]
+    if weights is None:
+        w = np.ones(n, np.float64)
+    else:
+        w = np.asarray(weights, np.float64).reshape(-1)
+        if w.shape[0] != n or (w < 0).any():
+            raise InputError(f"weights must be {n} non-negative numbers, got shape {w.shape}")
+    return masks, w
+
+
+def mask_iou_matrix(masks: np.ndarray, weights: np.ndarray | None = None, block: int = _NMS_BLOCK
+                    ) -> np.ndarray:
+    """Pairwise IoU (M, M) of boolean masks (M, N), optionally point-weighted; chunked matmuls."""
+    masks, w = _check_masks(masks, weights)
+    m = masks.shape[0]
+    dtype = _matmul_dtype(float(w.sum()))
+    wt = torch.from_numpy(w).to(dtype)
+    area = masks.astype(np.float64) @ w
+    inter = np.zeros((m, m), np.float64)
+    for i in range(0, m, block):
+        a = torch.from_numpy(masks[i:i + block]).to(dtype) * wt
+        for j in range(0, m, block):
+            b = torch.from_numpy(masks[j:j + block]).to(dtype)
+            inter[i:i + block, j:j + block] = (a @ b.T).numpy()
+    union = area[:, None] + area[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def mask_nms(masks: np.ndarray, scores: np.ndarray, iou_thresh: float,
+             weights: np.ndarray | None = None, block: int = _NMS_BLOCK) -> np.ndarray:
+    """Greedy NMS on point-set IoU; returns kept rows, best score first.
+
+    A mask is dropped when its IoU with an already kept (higher-scoring) mask exceeds
+    `iou_thresh`. Ties in score keep the lower index. Candidates are compared in blocks against
+    the kept masks only, so memory stays O(block * N) and no (N, N) or (M, N) float array is built.
+    """
+    masks, w = _check_masks(masks, weights)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if scores.shape[0] != masks.shape[0]:
+        raise InputError(f"scores must have one value per mask ({masks.shape[0]}), got {scores.shape}")
+    if not 0.0 <= iou_thresh <= 1.0:
+        raise InputError(f"iou_thresh must be in [0, 1], got {iou_thresh}")
+    order = np.argsort(-scores, kind="stable")
+    dtype = _matmul_dtype(float(w.sum()))
+    wt = torch.from_numpy(w).to(dtype)
+    area = masks.astype(np.float64) @ w
+    kept: list[int] = []
+    kept_blocks: list[torch.Tensor] = []  # float masks of the kept rows, in blocks
+    for start in range(0, order.size, block):
+        idx = order[start:start + block]
+        cand = torch.from_numpy(masks[idx]).to(dtype)
+        cand_w = cand * wt
+        suppressed = np.zeros(idx.size, bool)
+        if kept_blocks:
+            kept_idx = np.asarray(kept)
+            inter = torch.cat([cand_w @ k.T for k in kept_blocks], dim=1).to(torch.float64).numpy()
+            union = area[idx][:, None] + area[kept_idx][None, :] - inter
+            iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+            suppressed = (iou > iou_thresh).any(axis=1)
+        inter = (cand_w @ cand.T).to(torch.float64).numpy()
+        union = area[idx][:, None] + area[idx][None, :] - inter
+        iou_self = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        accepted: list[int] = []
+        for i in range(idx.size):
+            if suppressed[i] or (accepted and (iou_self[i, accepted] > iou_thresh).any()):
+                continue
+            accepted.append(i)
+        if accepted:
+            kept.extend(int(k) for k in idx[accepted])
+            kept_blocks.append(cand[accepted])
+    return np.asarray(kept, np.int64)
+
+
+def records_to_labels(records: Sequence[dict[str, Any]], num_points: int) -> np.ndarray:
+    """Per-point int32 labels (-1 = unlabelled); label k = records[k], best mask wins overlaps.
+
+    Masks are painted in ascending score (records sorted best first are painted last to first),
+    so a point covered by several masks gets the label of the highest-scoring one.
+    """
+    if isinstance(num_points, bool) or int(num_points) != num_points or num_points < 0:
+        raise InputError(f"num_points must be a non-negative integer, got {num_points!r}")
+    out = np.full(int(num_points), -1, np.int32)
+    scores = np.asarray([float(r.get("score", 0.0)) for r in records], np.float64)
+    # Ascending score; among equal scores, later records first so earlier records win.
+    order = np.lexsort((-np.arange(len(records)), scores))
+    for k in order:
+        idx = np.asarray(records[k]["indices"], np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= num_points):
+            raise InputError(f"record {k} has indices outside [0, {num_points})")
+        out[idx] = k
+    return out
+
+
+def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_unit(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating) \
+            or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+class AutomaticMaskGenerator:
+    """Propose masks for every object/part of a point cloud (Point-SAM "segment everything").
+
+    >>> gen = AutomaticMaskGenerator(load_model("model.safetensors"), num_prompts=512)
+    >>> records = gen.generate(xyz, rgb)              # best first
+    >>> labels = gen.labels(records, len(xyz))         # (N,) int32, -1 = unlabelled
+
+    Each record: "indices" (int64 indices into the input cloud), "predicted_iou",
+    "stability_score", "score" (= predicted_iou, the NMS/sort key), "prompt_index" (input-cloud
+    index of the click), "prompt_point" (its xyz), "candidate" (which of the 3 multimask outputs),
+    "num_points". A candidate is kept when predicted IoU >= pred_iou_thresh, stability >=
+    stability_score_thresh and its full-cloud size >= min_mask_points (and > 0). The predictor's
+    current cloud is replaced by `generate`.
+    """
+
+    def __init__(
+        self,
+        predictor_or_model: PointCloudPredictor | PointSAM,
+        num_prompts: int = 256,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.7,
+        stability_score_thresh: float = 0.85,
+        stability_score_offset: float = 1.0,
+        nms_iou_thresh: float = 0.7,
+        min_mask_points: int = 20,
+        max_masks: int | None = None,
+        max_points: int = 100_000,
+        num_patches: int | None = None,
+        patch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(predictor_or_model, PointSAM):
+            self.predictor = PointCloudPredictor(predictor_or_model)
+        elif hasattr(predictor_or_model, "set_point_cloud") and hasattr(predictor_or_model, "predict_torch"):
+            self.predictor = predictor_or_model
+        else:
+            raise InputError(
+                "AutomaticMaskGenerator needs a PointCloudPredictor or a PointSAM model, got "
+                f"{type(predictor_or_model).__name__}"
+            )
+        self.num_prompts = _check_int("num_prompts", num_prompts, 1)
+        self.points_per_batch = _check_int("points_per_batch", points_per_batch, 1)
+        self.pred_iou_thresh = _check_unit("pred_iou_thresh", pred_iou_thresh)
+        self.stability_score_thresh = _check_unit("stability_score_thresh", stability_score_thresh)
+        if isinstance(stability_score_offset, bool) or not isinstance(
+                stability_score_offset, int | float | np.floating) \
+                or not math.isfinite(stability_score_offset) or stability_score_offset < 0:
+            raise InputError(f"stability_score_offset must be a finite number >= 0, "
+                             f"got {stability_score_offset!r}")
+        self.stability_score_offset = float(stability_score_offset)
+        self.nms_iou_thresh = _check_unit("nms_iou_thresh", nms_iou_thresh)
+        self.min_mask_points = _check_int("min_mask_points", min_mask_points, 0)
+        self.max_masks = _check_int("max_masks", max_masks, 1, allow_none=True)
+        self.max_points = _check_int("max_points", max_points, 3)
+        self.num_patches = _check_int("num_patches", num_patches, 3, allow_none=True)
+        self.patch_size = _check_int("patch_size", patch_size, 1, allow_none=True)
+        self.seed = _check_int("seed", seed, 0)
+
+    labels = staticmethod(records_to_labels)
+
+    def _working_cloud(self, xyz: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Sample indices (sorted) and each full point's nearest sample, or (None, None)."""
+        n = xyz.shape[0]
+        if n <= self.max_points:
+            return None, None
+        rng = np.random.default_rng(self.seed)
+        sample = np.sort(rng.choice(n, self.max_points, replace=False))
+        pts = xyz[sample].astype(np.float64)
+        _, nearest = cKDTree(pts).query(xyz.astype(np.float64), k=1, workers=-1)
+        nearest = np.asarray(nearest, np.int64)
+        nearest[sample] = np.arange(sample.size)  # a sample maps to itself, even with duplicates
+        return sample, nearest
+
+    def _prompt_rows(self, coords: torch.Tensor) -> np.ndarray:
+        """FPS prompt rows over the working cloud (duplicates from exhausted FPS removed)."""
+        n = coords.shape[1]
+        picks = farthest_point_sampling(coords.float(), min(self.num_prompts, n)).cpu().numpy()[0]
+        _, first = np.unique(picks, return_index=True)
+        return picks[np.sort(first)]
+
+    @torch.no_grad()
+    def generate(self, xyz, rgb=None, progress: Callable[[str], None] | None = None
+                 ) -> list[dict[str, Any]]:
+        """Segment everything in a cloud; returns mask records sorted by score, best first."""
+        say = progress or (lambda _msg: None)
+        xyz = check_xyz(xyz)
+        n_full = xyz.shape[0]
+        if rgb is not None:
+            rgb = as_numpy(rgb, "rgb")
+            if rgb.ndim != 2 or rgb.shape != (n_full, 3):
+                raise InputError(f"rgb must have shape ({n_full}, 3) like xyz, got {rgb.shape}")
+        sample, nearest = self._working_cloud(xyz)
+        if sample is None:
+            work_xyz, work_rgb = xyz, rgb
+            weights = np.ones(n_full, np.float64)
+        else:
+            say(f"down-sampling {n_full:,} points to {sample.size:,}")
+            work_xyz, work_rgb = xyz[sample], None if rgb is None else rgb[sample]
+            weights = np.bincount(nearest, minlength=sample.size).astype(np.float64)
+        pred = self.predictor
+        pred.set_point_cloud(work_xyz, work_rgb, num_patches=self.num_patches,
+                             patch_size=self.patch_size, progress=say)
+        coords = pred.embedding.coords  # [1, n, 3] normalized
+        rows = self._prompt_rows(coords)
+        say(f"decoding {rows.size} prompts, {self.points_per_batch} at a time")
+        masks, ious, stabs, prompts, cands = self._candidates(coords, rows, weights)
+        say(f"{len(masks)} candidate masks passed the filters; running NMS")
+        if masks:
+            all_masks = np.stack(masks)
+            keep = mask_nms(all_masks, np.asarray(ious), self.nms_iou_thresh, weights)
+        else:
+            all_masks, keep = np.zeros((0, coords.shape[1]), bool), np.zeros(0, np.int64)
+        if self.max_masks is not None:
+            keep = keep[: self.max_masks]
+        records = []
+        for k in keep:
+            mask = all_masks[k]
+            full_mask = mask if nearest is None else mask[nearest]
+            idx = np.flatnonzero(full_mask).astype(np.int64)
+            row = prompts[k]
+            full_row = int(row if sample is None else sample[row])
+            records.append({
+                "indices": idx,
+                "predicted_iou": float(ious[k]),
+                "stability_score": float(stabs[k]),
+                "score": float(ious[k]),
+                "prompt_index": full_row,
+                "prompt_point": np.asarray(xyz[full_row], np.float64),
+                "candidate": int(cands[k]),
+                "num_points": int(idx.size),
+            })
+        say(f"{len(records)} masks kept")
+        return records
+
+    def _candidates(self, coords: torch.Tensor, rows: np.ndarray, weights: np.ndarray):
+        """Decode prompts in batches; keep candidate masks that pass the IoU/stability/size filters."""
+        masks: list[np.ndarray] = []
+        ious: list[float] = []
+        stabs: list[float] = []
+        prompts: list[int] = []
+        cands: list[int] = []
+        w = torch.from_numpy(weights)
+        for start in range(0, rows.size, self.points_per_batch):
+            batch = rows[start:start + self.points_per_batch]
+            pts = coords[0, torch.from_numpy(batch).to(coords.device)].detach().cpu()[:, None, :]
+            labels = torch.ones(batch.size, 1, dtype=torch.int64)
+            bmasks, scores, logits = self.predictor.predict_torch(
+                pts, labels, None, multimask_output=True, normalized=True
+            )
+            bmasks, scores, logits = bmasks.cpu(), scores.cpu().float(), logits.cpu().float()
+            stab = stability_score(logits, self.stability_score_offset)
+            sizes = (bmasks.to(torch.float64) * w).sum(dim=-1)
+            ok = (scores >= self.pred_iou_thresh) & (stab >= self.stability_score_thresh)
+            ok &= (sizes >= max(self.min_mask_points, 1e-9))
+            for p, c in ok.nonzero().tolist():
+                masks.append(bmasks[p, c].numpy().copy())
+                ious.append(float(scores[p, c]))
+                stabs.append(float(stab[p, c]))
+                prompts.append(int(batch[p]))
+                cands.append(int(c))
+        return masks, ious, stabs, prompts, cands
