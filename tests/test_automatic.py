@@ -240,3 +240,29 @@ def test_bad_inputs_raise(tiny_model):
         mask_nms(np.zeros((2, 3), bool), np.zeros(3), 0.5)
     with pytest.raises(InputError):
         mask_iou_matrix(np.zeros((2, 3), np.float32))
+
+
+def test_everything_command_writes_all_formats(tmp_path, capsys):
+    import json
+
+    from plyfile import PlyData
+
+    from pointsam.checkpoint import save_model
+    from pointsam.cli import main
+
+    example = files("pointsam") / "assets" / "example_table.ply"
+    ckpt = save_model(build_model(PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2,
+                                                       num_patches=32, patch_size=16)),
+                      tmp_path / "m.safetensors")
+    common = [str(example), "--checkpoint", str(ckpt), "--num-prompts", "16"]
+    assert main(["everything", *common, "--out", str(tmp_path / "o.ply")]) == 0
+    v = PlyData.read(str(tmp_path / "o.ply"))["vertex"]
+    assert len(v) == 10800 and v["label"].min() >= -1
+    assert main(["everything", *common, "--out", str(tmp_path / "o.npy")]) == 0
+    assert np.load(tmp_path / "o.npy").shape == (10800,)
+    assert main(["everything", *common, "--out", str(tmp_path / "o.json")]) == 0
+    assert json.loads((tmp_path / "o.json").read_text())["num_points"] == 10800
+    assert "masks covering" in capsys.readouterr().out
+    assert main(["everything", *common, "--out", str(tmp_path / "o.las")]) == 2
+    assert main(["everything", *common, "--out", str(tmp_path / "o.ply")]) == 2  # exists
+    assert main(["everything", *common, "--num-prompts", "0", "--out", str(tmp_path / "p.ply")]) == 2

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pointsam.automatic_command import add_everything_parser, run_everything
 from pointsam.errors import PointSAMError
 from pointsam.evaluation.command import add_eval_parser, run_eval
 
@@ -51,6 +52,7 @@ def _build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     _add_convert_parser(sub)
     add_eval_parser(sub)
+    add_everything_parser(sub)
     return parser
 
 
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             _convert(args)
         elif args.command == "eval":
             run_eval(args)
+        elif args.command == "everything":
+            run_everything(args)
     except (PointSAMError, FileExistsError, FileNotFoundError) as exc:
         print(f"pointsam: error: {exc}", file=sys.stderr)
         return 2
