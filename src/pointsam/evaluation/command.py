@@ -31,6 +31,17 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
     ev.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    prop = ev.add_argument_group("object proposals (--proposals): average recall of the masks by "
+                                 "segment-everything proposals, as in paper Sec. 5.2")
+    prop.add_argument("--proposals", action="store_true",
+                      help="evaluate AR / AR@25 / AR@50 of `pointsam everything` instead of clicks")
+    prop.add_argument("--num-prompts", type=int, default=1024, help="FPS prompts (default 1024)")
+    prop.add_argument("--nms-thresh", type=float, default=0.3, help="point-set NMS IoU (default 0.3)")
+    prop.add_argument("--max-masks", type=int, default=250, help="top proposals kept (default 250)")
+    prop.add_argument("--max-points", type=int, default=100_000,
+                      help="down-sample bigger clouds (default 100000)")
+    prop.add_argument("--ignore-names", nargs="*", default=["floor", "undefined"],
+                      help="ground-truth mask names left out (default: floor undefined)")
 
 
 def run_eval(args: argparse.Namespace) -> None:
@@ -54,9 +65,12 @@ def run_eval(args: argparse.Namespace) -> None:
     if not clouds:
         raise InputError(f"no clouds to evaluate in {args.dataset} with the given split/categories")
     model = load_model(args.checkpoint, config=args.config, device=args.device)
+    subset = dataset.subset(clouds)
+    if args.proposals:
+        _run_proposals(args, model, subset)
+        return
     predictor = PointCloudPredictor(model)
     start = time.perf_counter()
-    subset = dataset.subset(clouds)
     results = evaluate_interactive(
         predictor, subset, args.max_clicks, args.min_mask_points,
         progress=lambda i, c: print(f"[{i + 1}/{len(subset)}] {c.name} ({c.num_masks} masks)",
@@ -69,3 +83,39 @@ def run_eval(args: argparse.Namespace) -> None:
     print(markdown_table(summary, title))
     print(f"{len(results)} masks in {len(subset)} clouds, {time.perf_counter() - start:.1f} s; "
           f"wrote {', '.join(str(f) for f in files)}")
+
+
+def _run_proposals(args: argparse.Namespace, model, subset) -> None:
+    import json
+
+    from pointsam.automatic import AutomaticMaskGenerator
+    from pointsam.evaluation.proposals import evaluate_proposals
+    from pointsam.io.writers import atomic_output
+
+    json_path, md_path = args.out / "proposals.json", args.out / "proposals.md"
+    existing = [str(p) for p in (json_path, md_path) if p.exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist; pass --overwrite to replace")
+    generator = AutomaticMaskGenerator(
+        model, num_prompts=args.num_prompts, nms_iou_thresh=args.nms_thresh,
+        max_masks=args.max_masks, max_points=args.max_points, num_patches=args.num_patches,
+        patch_size=args.patch_size,
+    )
+    start = time.perf_counter()
+    rows, pooled = evaluate_proposals(
+        generator, subset, args.ignore_names,
+        progress=lambda i, c: print(f"[{i + 1}/{len(subset)}] {c.name}", file=sys.stderr, flush=True),
+    )
+    lines = ["| cloud | gt masks | proposals | AR | AR@25 | AR@50 |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows + [{"cloud": "**all (pooled)**", "num_gt": sum(r["num_gt"] for r in rows),
+                      "num_proposals": sum(r["num_proposals"] for r in rows), **pooled}]:
+        lines.append(f"| {r['cloud']} | {r['num_gt']} | {r['num_proposals']} | {r['AR']:.1f} | "
+                     f"{r['AR@25']:.1f} | {r['AR@50']:.1f} |")
+    table = "\n".join(lines) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(json_path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"pooled": pooled, "clouds": rows}, indent=1))
+    with atomic_output(md_path, overwrite=True) as tmp:
+        tmp.write_text(table)
+    print(table)
+    print(f"{len(rows)} clouds in {time.perf_counter() - start:.1f} s; wrote {json_path}, {md_path}")
