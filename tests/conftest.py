@@ -34,3 +34,17 @@ def golden() -> dict[str, torch.Tensor]:
 def data_dir() -> Path:
     """The shared folder of real labelled point clouds."""
     return require(DATA)
+
+
+GOLDEN_CONFIG_KW = dict(num_patches=128, patch_size=32, vit_depth=2, vit_width=256, vit_heads=4)
+
+
+@pytest.fixture(scope="session")
+def golden_model(golden):
+    """The golden run's model (preset A), its official state dict loaded strictly, in eval mode."""
+    from pointsam import PointSAMConfig, build_model
+
+    state = {k[len("state_dict."):]: v for k, v in golden.items() if k.startswith("state_dict.")}
+    model = build_model(PointSAMConfig.large(**GOLDEN_CONFIG_KW)).eval()
+    model.load_state_dict(state, strict=True)
+    return model

@@ -9,21 +9,16 @@ from pointsam import PointSAMConfig, build_model
 from pointsam.modeling.patch_embed import Patches, group_points
 from pointsam.ops import farthest_point_sampling, knn, three_nn_interpolation_weights
 
-from conftest import REFERENCE, require
+from conftest import GOLDEN_CONFIG_KW, REFERENCE, require
 
-GOLDEN_CONFIG = PointSAMConfig.large(
-    num_patches=128, patch_size=32, vit_depth=2, vit_width=256, vit_heads=4
-)
+GOLDEN_CONFIG = PointSAMConfig.large(**GOLDEN_CONFIG_KW)
 EMB_TOL = dict(atol=1e-4, rtol=1e-4)
 LOGIT_TOL = dict(atol=1e-3, rtol=0)
 
 
 @pytest.fixture(scope="module")
-def model(golden):
-    state = {k[len("state_dict."):]: v for k, v in golden.items() if k.startswith("state_dict.")}
-    m = build_model(GOLDEN_CONFIG).eval()
-    m.load_state_dict(state, strict=True)
-    return m
+def model(golden_model):
+    return golden_model
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +135,6 @@ def test_predict_masks_calls(model, golden, call):
 
 
 def test_official_predict_masks_signature(model, golden):
-    model.config = GOLDEN_CONFIG
     masks, iou = model.predict_masks(
         golden["input.coords"], golden["input.features"], golden["prompt.coords_pos"],
         golden["prompt.labels_pos"],

@@ -13,11 +13,8 @@ from test_parity import GOLDEN_CONFIG, LOGIT_TOL
 
 
 @pytest.fixture(scope="module")
-def predictor(golden):
-    state = {k[len("state_dict."):]: v for k, v in golden.items() if k.startswith("state_dict.")}
-    model = build_model(GOLDEN_CONFIG).eval()
-    model.load_state_dict(state, strict=True)
-    p = PointCloudPredictor(model)
+def predictor(golden, golden_model):
+    p = PointCloudPredictor(golden_model)
     p.set_point_cloud(golden["input.xyz_raw"][0].numpy(), golden["input.rgb_raw"][0].numpy() / 255)
     return p
 

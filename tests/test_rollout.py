@@ -7,20 +7,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pointsam import build_model
 from pointsam.data.clicks import first_click, next_click
 from pointsam.errors import InputError
 from pointsam.evaluation import iou_at_k, simulate_clicks
 
-from test_parity import GOLDEN_CONFIG, LOGIT_TOL
-
-
-@pytest.fixture(scope="module")
-def golden_model(golden):
-    state = {k[len("state_dict."):]: v for k, v in golden.items() if k.startswith("state_dict.")}
-    m = build_model(GOLDEN_CONFIG).eval()
-    m.load_state_dict(state, strict=True)
-    return m
+from test_parity import LOGIT_TOL
 
 
 @pytest.fixture(scope="module")
