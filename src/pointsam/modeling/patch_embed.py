@@ -49,6 +49,9 @@ def patch_inputs(coords: torch.Tensor, values: torch.Tensor, patches: Patches) -
     return torch.cat((rel, gather_groups(values, patches.knn_idx)), dim=-1)
 
 
+CHUNK_POINTS = 4096  # grouped points per chunk: large temporaries cost more in memory traffic than math
+
+
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(in_dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Linear(hidden, out_dim)
@@ -65,11 +68,15 @@ class PatchEncoder(nn.Module):
         self.conv2 = _mlp(2 * h1, h2, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, L, K, C_in] -> [B, L, C_out].
+        """[B, L, K, C_in] -> [B, L, C_out], in chunks of patches so temporaries stay in cache."""
+        step = max(1, CHUNK_POINTS // max(1, x.shape[0] * x.shape[2]))
+        if x.shape[1] <= step:
+            return self._encode(x)
+        return torch.cat([self._encode(x[:, s : s + step]) for s in range(0, x.shape[1], step)], dim=1)
 
-        conv2's first Linear acts on [max-pooled feature, point feature]; its pooled half is
-        applied once per patch instead of once per point (same result, ~25% fewer FLOPs).
-        """
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        # conv2's first Linear acts on [max-pooled feature, point feature]; its pooled half is
+        # applied once per patch instead of once per point (same result, fewer FLOPs).
         x = self.conv1(x)
         pooled = x.amax(dim=2)
         lin, norm, act, out = self.conv2
