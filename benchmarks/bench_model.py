@@ -106,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.case:
         config, n = args.case.split(":")
-        print(json.dumps(run_case(config, int(n), clicks=5 if int(n) <= 100_000 else 2)))
+        print(json.dumps(run_case(config, int(n), clicks=20 if int(n) <= 100_000 else 2)))
         return
     torch.set_num_threads(2)
     rate = matmul_gflops()
