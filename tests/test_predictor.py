@@ -170,3 +170,16 @@ def test_predict_before_set():
                                                              vit_heads=2)))
     with pytest.raises(RuntimeError, match="set_point_cloud"):
         p.predict(np.zeros((1, 3)), [1])
+
+
+def test_point_features(tiny):
+    xyz = np.random.default_rng(4).normal(size=(300, 3))
+    tiny.set_point_cloud(xyz)
+    feats = tiny.get_point_features()
+    assert feats.shape == (300, 256) and np.isfinite(feats).all()
+    np.testing.assert_allclose(tiny.get_point_features([5, 7]), feats[[5, 7]], atol=1e-6)
+    # A patch center's feature is (almost exactly) that patch's embedding.
+    center = int(tiny.embedding.patches.fps_idx[0, 3])
+    np.testing.assert_allclose(feats[center], tiny.embedding.embeddings[0, 3].numpy(), atol=1e-4)
+    with pytest.raises(InputError, match="indices"):
+        tiny.get_point_features([300])

@@ -11,6 +11,7 @@ import torch
 from pointsam.errors import InputError
 from pointsam.modeling import CloudEmbedding, PointSAM
 from pointsam.modeling.mask_decoder import DEFAULT_CHUNK
+from pointsam.ops import interpolate
 from pointsam.validation import as_numpy, check_labels, check_xyz, colors_to_unit
 
 LARGE_CLOUD = 100_000  # above this many points the grouping grows (paper Sec. 3, Table 6)
@@ -149,6 +150,25 @@ class PointCloudPredictor:
                                          self.knn_method)
         self._xyz = xyz
         self.normalization = norm
+
+    @torch.no_grad()
+    def get_point_features(self, indices=None) -> np.ndarray:
+        """Per-point features: the encoder's patch embeddings (F_pc) 3-NN interpolated to points.
+
+        indices: optional point indices (default: every point; N x embed_dim float32, so about
+        1 KB per point). Useful for training your own heads on frozen Point-SAM features.
+        """
+        cloud = self._require()
+        idx, weight = cloud.interp_idx, cloud.interp_weight
+        if indices is not None:
+            sel = as_numpy(indices, "indices").reshape(-1)
+            if not np.issubdtype(sel.dtype, np.integer) or (
+                sel.size and (sel.min() < 0 or sel.max() >= self.num_points)
+            ):
+                raise InputError(f"indices must be integers in [0, {self.num_points})")
+            sel_t = torch.as_tensor(sel, device=idx.device)
+            idx, weight = idx[:, sel_t], weight[:, sel_t]
+        return interpolate(cloud.embeddings, idx, weight)[0].cpu().numpy()
 
     def _prompts(self, point_coords, point_labels, point_indices) -> tuple[np.ndarray, np.ndarray]:
         """Normalized prompt coordinates (coords first, then indices) and their 0/1 labels."""
