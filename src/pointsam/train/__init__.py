@@ -1,5 +1,7 @@
-"""Training utilities: the Point-SAM losses over an iterative click rollout."""
+"""Training: config, sampling/augmentation, the iterative-click training step, losses, Trainer."""
 
+from pointsam.train.config import TrainConfig
+from pointsam.train.loop import Trainer, train_step
 from pointsam.train.losses import (
     PointSAMCriterion,
     RolloutLoss,
@@ -13,6 +15,9 @@ from pointsam.train.losses import (
 __all__ = [
     "PointSAMCriterion",
     "RolloutLoss",
+    "TrainConfig",
+    "Trainer",
+    "train_step",
     "dice_loss",
     "iou_of",
     "mask_loss",
