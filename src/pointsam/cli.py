@@ -12,6 +12,7 @@ import numpy as np
 from pointsam.automatic_command import add_everything_parser, run_everything
 from pointsam.errors import PointSAMError
 from pointsam.evaluation.command import add_eval_parser, run_eval
+from pointsam.train.command import add_train_parser, run_train
 
 MESH_OUTPUTS = (".obj", ".glb", ".gltf")
 
@@ -53,6 +54,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_convert_parser(sub)
     add_eval_parser(sub)
     add_everything_parser(sub)
+    add_train_parser(sub)
     return parser
 
 
@@ -200,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             run_eval(args)
         elif args.command == "everything":
             run_everything(args)
+        elif args.command == "train":
+            run_train(args)
     except (PointSAMError, FileExistsError, FileNotFoundError) as exc:
         print(f"pointsam: error: {exc}", file=sys.stderr)
         return 2
