@@ -90,12 +90,11 @@ def _run_proposals(args: argparse.Namespace, model, subset) -> None:
 
     from pointsam.automatic import AutomaticMaskGenerator
     from pointsam.evaluation.proposals import evaluate_proposals
+    from pointsam.evaluation.report import refuse_existing
     from pointsam.io.writers import atomic_output
 
     json_path, md_path = args.out / "proposals.json", args.out / "proposals.md"
-    existing = [str(p) for p in (json_path, md_path) if p.exists()]
-    if existing and not args.overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist; pass --overwrite to replace")
+    refuse_existing([json_path, md_path], args.overwrite)
     generator = AutomaticMaskGenerator(
         model, num_prompts=args.num_prompts, nms_iou_thresh=args.nms_thresh,
         max_masks=args.max_masks, max_points=args.max_points, num_patches=args.num_patches,

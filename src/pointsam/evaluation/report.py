@@ -54,13 +54,18 @@ def plot_iou_curve(results: list[ObjectResult], path: Path, label: str = "") -> 
     return True
 
 
+def refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Raise FileExistsError naming every existing path, unless `overwrite`."""
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist; pass overwrite=True (--overwrite) to replace")
+
+
 def write_report(results: list[ObjectResult], summary: dict, out_dir: Path, title: str = "",
                  overwrite: bool = False) -> list[Path]:
     """Write results.json, report.md and iou_vs_clicks.png into `out_dir`."""
     json_path, md_path, png = (out_dir / n for n in ("results.json", "report.md", "iou_vs_clicks.png"))
-    existing = [str(p) for p in (json_path, md_path, png) if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist; pass overwrite=True (--overwrite) to replace")
+    refuse_existing([json_path, md_path, png], overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(json_path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(results_to_json(results, summary), indent=1))

@@ -68,14 +68,11 @@ class MaskDecoder(nn.Module):
         tokens = torch.cat((self.iou_token.weight, self.mask_tokens.weight), dim=0)
         tokens = torch.cat((tokens.unsqueeze(0).expand(p, -1, -1), sparse), dim=1)
         hs, src = self.transformer(pc_embeddings + dense, pc_pe, tokens)
-        sel = slice(1, self.num_mask_tokens) if multimask_output else slice(0, 1)
-        mask_tokens = hs[:, 1 : 1 + self.num_mask_tokens]
+        chosen = range(1, self.num_mask_tokens) if multimask_output else range(0, 1)
         hyper = torch.stack(
-            [self.output_hypernetworks_mlps[i](mask_tokens[:, i]) for i in range(*sel.indices(
-                self.num_mask_tokens))],
-            dim=1,
+            [self.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in chosen], dim=1
         )
-        iou_pred = self.iou_prediction_head(hs[:, 0])[:, sel]
+        iou_pred = self.iou_prediction_head(hs[:, 0])[:, chosen.start : chosen.stop]
         return self.upscale_and_project(src, hyper, interp_idx, interp_weight, chunk_size), iou_pred
 
     def upscale_and_project(

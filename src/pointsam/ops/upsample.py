@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pointsam.ops.interpolate import interpolate
+
 UPSAMPLE_METHODS = ("auto", "torch", "numba")
 
 
 def _torch_path(tokens, idx, weight, ln_weight, ln_bias, eps):
-    x = torch.index_select(tokens, 0, idx[:, 0]) * weight[:, 0:1]
-    x.addcmul_(torch.index_select(tokens, 0, idx[:, 1]), weight[:, 1:2])
-    x.addcmul_(torch.index_select(tokens, 0, idx[:, 2]), weight[:, 2:3])
+    x = interpolate(tokens[None], idx[None], weight[None])[0]
     return F.gelu(F.layer_norm(x, (tokens.shape[1],), ln_weight, ln_bias, eps))
 
 
