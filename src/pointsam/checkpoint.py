@@ -71,6 +71,10 @@ def infer_config(state_dict: dict[str, torch.Tensor], **overrides) -> PointSAMCo
         patch = state_dict["pc_encoder.transformer.patch_embed.proj.weight"].shape[-1]
         classes = state_dict["pc_encoder.transformer.head.weight"].shape[0]
         embed = state_dict["pc_encoder.out_proj.weight"].shape[0]
+        pn = "pc_encoder.patch_embed.patch_encoder"
+        hidden = (state_dict[f"{pn}.conv1.0.weight"].shape[0], state_dict[f"{pn}.conv2.0.weight"].shape[0])
+        patch_embed_dim = state_dict[f"{pn}.conv2.3.weight"].shape[0]
+        dec_mlp = state_dict["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0]
     except (KeyError, ValueError) as exc:
         raise CheckpointError(
             f"the checkpoint does not look like a Point-SAM model (missing {exc})"
@@ -79,7 +83,8 @@ def infer_config(state_dict: dict[str, torch.Tensor], **overrides) -> PointSAMCo
     fields = dict(
         vit_variant=variant, vit_width=width, vit_depth=depth, vit_heads=heads, vit_mlp_dim=mlp,
         vit_img_size=int(round(n_pos**0.5)) * patch, vit_patch_size=patch,
-        vit_num_classes=classes, embed_dim=embed,
+        vit_num_classes=classes, embed_dim=embed, pointnet_hidden=hidden,
+        patch_embed_dim=patch_embed_dim, decoder_mlp_dim=dec_mlp,
     )
     return PointSAMConfig(**{**fields, **overrides})
 

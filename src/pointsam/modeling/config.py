@@ -36,8 +36,14 @@ class PointSAMConfig:
     vit_num_classes: int = 1000
     patch_embed_dim: int = 512
     num_multimask_outputs: int = 3
+    # Hidden widths (conv1, conv2) of the PointNets in the patch embedding and the mask encoder.
+    pointnet_hidden: tuple[int, int] = (128, 512)
 
     def __post_init__(self) -> None:
+        hidden = tuple(self.pointnet_hidden)
+        if len(hidden) != 2 or not all(isinstance(h, int) and h >= 1 for h in hidden):
+            raise ValueError(f"pointnet_hidden must be two positive ints, got {self.pointnet_hidden!r}")
+        object.__setattr__(self, "pointnet_hidden", hidden)
         if self.vit_variant not in ("eva02", "eva"):
             raise ValueError(f"vit_variant must be 'eva02' or 'eva', got {self.vit_variant!r}")
         for name in ("num_patches", "patch_size", "vit_width", "vit_depth", "vit_heads",
@@ -94,7 +100,9 @@ class PointSAMConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form, e.g. for checkpoint metadata."""
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["pointnet_hidden"] = list(self.pointnet_hidden)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PointSAMConfig:

@@ -88,9 +88,11 @@ class PatchEncoder(nn.Module):
 class PatchEmbed(nn.Module):
     """Group a cloud into patches and embed each patch with a PointNet."""
 
-    def __init__(self, in_channels: int = 6, out_channels: int = 512) -> None:
+    def __init__(
+        self, in_channels: int = 6, out_channels: int = 512, hidden: tuple[int, int] = (128, 512)
+    ) -> None:
         super().__init__()
-        self.patch_encoder = PatchEncoder(in_channels, out_channels)
+        self.patch_encoder = PatchEncoder(in_channels, out_channels, hidden)
 
     def forward(
         self, coords: torch.Tensor, features: torch.Tensor, patches: Patches

@@ -16,7 +16,7 @@ class PointCloudEncoder(nn.Module):
     def __init__(self, cfg: PointSAMConfig) -> None:
         super().__init__()
         w = cfg.vit_width
-        self.patch_embed = PatchEmbed(6, cfg.patch_embed_dim)
+        self.patch_embed = PatchEmbed(6, cfg.patch_embed_dim, cfg.pointnet_hidden)
         self.patch_proj = nn.Linear(cfg.patch_embed_dim, w)
         self.pos_embed = nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, w))
         self.transformer = EvaTransformer(cfg)

@@ -40,7 +40,7 @@ class PointSAM(nn.Module):
         self.config = cfg
         self.pc_encoder = PointCloudEncoder(cfg)
         self.point_encoder = PointEncoder(cfg.embed_dim)
-        self.mask_encoder = MaskEncoder(cfg.embed_dim)
+        self.mask_encoder = MaskEncoder(cfg.embed_dim, cfg.pointnet_hidden)
         transformer = TwoWayTransformer(
             cfg.decoder_depth, cfg.embed_dim, cfg.decoder_heads, cfg.decoder_mlp_dim
         )

@@ -51,9 +51,9 @@ class PointEncoder(nn.Module):
 class MaskEncoder(nn.Module):
     """Mask prompts: per-point logits regrouped with the encoder's patches, then a PointNet."""
 
-    def __init__(self, embed_dim: int = 256) -> None:
+    def __init__(self, embed_dim: int = 256, hidden: tuple[int, int] = (128, 512)) -> None:
         super().__init__()
-        self.patch_encoder = PatchEncoder(4, embed_dim)
+        self.patch_encoder = PatchEncoder(4, embed_dim, hidden)
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
     def no_mask(self, batch: int, num_patches: int) -> torch.Tensor:
