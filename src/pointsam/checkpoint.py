@@ -123,6 +123,14 @@ def load_state_dict_checked(model: PointSAM, state_dict: dict[str, torch.Tensor]
     model.load_state_dict(state_dict, strict=True, assign=True)
 
 
+DEFAULT_MODEL_FILE = "default_model.safetensors"
+
+
+def default_model_path() -> Path:
+    """Path of the small default model shipped inside the package (see assets/MODEL_CARD.md)."""
+    return Path(__file__).resolve().parent / "assets" / DEFAULT_MODEL_FILE
+
+
 def load_model(
     checkpoint: str | Path | None = None,
     config: PointSAMConfig | str = "large",
@@ -130,15 +138,22 @@ def load_model(
 ) -> PointSAM:
     """Load a Point-SAM model for inference (eval mode) from a checkpoint file.
 
+    With no `checkpoint`, loads the small default model bundled with the package.
+
     `config` is a preset name ('large', 'giant', 'base'), a `PointSAMConfig`, or 'auto' to infer
     the architecture from the tensors; a config stored in the file's metadata wins over 'large'.
     """
     if checkpoint is None:
-        raise CheckpointError(
-            "no checkpoint given and no bundled default model ships yet: download the official "
-            "Point-SAM weights (model.safetensors, ViT-L) and pass its path"
-        )
+        checkpoint = default_model_path()
+        if not checkpoint.is_file():
+            raise CheckpointError(
+                f"no checkpoint given and the bundled default model is missing ({checkpoint}); "
+                "reinstall pointsam or pass a checkpoint path (e.g. the official model.safetensors)"
+            )
     state_dict, metadata = read_state_dict(checkpoint)
+    # Weights stored in half precision (the bundled model) are computed in float32.
+    state_dict = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
+                  for k, v in state_dict.items()}
     if isinstance(config, PointSAMConfig):
         cfg = config
     elif CONFIG_METADATA_KEY in metadata and config in ("large", "auto"):
@@ -159,8 +174,9 @@ def load_model(
     return model.to(device or default_device()).eval()
 
 
-def save_model(model: PointSAM, path: str | Path, overwrite: bool = False) -> Path:
-    """Save weights as safetensors with the config in the metadata."""
+def save_model(model: PointSAM, path: str | Path, overwrite: bool = False,
+               dtype: torch.dtype | None = None) -> Path:
+    """Save weights as safetensors with the config in the metadata (floats cast to `dtype` if given)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -168,6 +184,8 @@ def save_model(model: PointSAM, path: str | Path, overwrite: bool = False) -> Pa
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(tmp), metadata={CONFIG_METADATA_KEY: json.dumps(model.config.to_dict())})
     tmp.replace(path)
     return path
