@@ -58,8 +58,8 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-CONVERT_FORMATS = ("partnet", "shapenet-part", "ply", "scannet-pointcept", "scannet", "s3dis",
-                   "semantickitti")
+CONVERT_FORMATS = ("partnet", "partnet-mobility", "shapenet-part", "ply", "scannet-pointcept", "scannet",
+                   "s3dis", "semantickitti")
 
 
 def _add_convert_parser(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +78,10 @@ def _add_convert_parser(sub: argparse._SubParsersAction) -> None:
                       help="write train/val splits: these categories go to val")
     conv.add_argument("--field", help="ply: the per-point label field (default: instance, label, ...)")
     conv.add_argument("--points", type=int, default=10000,
-                      help="partnet: use point_sample/pts-POINTS.txt (default 10000)")
+                      help="partnet: use point_sample/pts-POINTS.txt; partnet-mobility: points sampled "
+                      "per object (default 10000)")
+    conv.add_argument("--strict", action="store_true",
+                      help="partnet-mobility: skip objects flagged urdf_nonstandard_mesh_names in INDEX.csv")
     conv.add_argument("--blocks", action="store_true",
                       help="also cut each scene into BLOCK x BLOCK m blocks in x, y (ScanNet-Block)")
     conv.add_argument("--block-size", type=float, default=3.0, help="block side in metres (default 3)")
@@ -86,7 +89,7 @@ def _add_convert_parser(sub: argparse._SubParsersAction) -> None:
     conv.add_argument("--min-block-points", type=int, default=1024,
                       help="skip blocks with fewer points (default 1024)")
     conv.add_argument("--min-mask-points", type=int, default=10,
-                      help="drop block masks with fewer points (default 10)")
+                      help="drop block / partnet-mobility masks with fewer points (default 10)")
 
 
 def _say(msg: str) -> None:
@@ -167,7 +170,9 @@ def _convert(args: argparse.Namespace) -> None:
     from pointsam.data import DatasetWriter
     from pointsam.data.converters import FORMATS, scene_blocks
 
-    options = {"ply": {"field": args.field}, "partnet": {"points": args.points}}
+    options = {"ply": {"field": args.field}, "partnet": {"points": args.points},
+               "partnet-mobility": {"points": args.points, "strict": args.strict,
+                                    "min_mask_points": args.min_mask_points}}
     conversion = FORMATS[args.format](args.input, **options.get(args.format, {}))
     report = conversion.report
     val = set(args.val_categories)

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pointsam.data.converters.blocks import scene_blocks
 from pointsam.data.converters.instances import convert_ply, from_instance_labels, group_labels
 from pointsam.data.converters.partnet import convert_partnet, partnet_object
+from pointsam.data.converters.partnet_mobility import convert_partnet_mobility, mobility_object
 from pointsam.data.converters.report import Conversion, ConversionReport
 from pointsam.data.converters.s3dis import convert_s3dis
 from pointsam.data.converters.scannet_pointcept import convert_scannet_pointcept, pointcept_scene
@@ -15,6 +16,7 @@ from pointsam.data.converters.shapenet_part import convert_shapenet_part
 #: Converter of each source format, by its command-line name.
 FORMATS: dict[str, Callable[..., Conversion]] = {
     "partnet": convert_partnet,
+    "partnet-mobility": convert_partnet_mobility,
     "shapenet-part": convert_shapenet_part,
     "ply": convert_ply,
     "scannet-pointcept": convert_scannet_pointcept,
@@ -28,6 +30,7 @@ __all__ = [
     "Conversion",
     "ConversionReport",
     "convert_partnet",
+    "convert_partnet_mobility",
     "convert_ply",
     "convert_s3dis",
     "convert_scannet",
@@ -36,6 +39,7 @@ __all__ = [
     "convert_shapenet_part",
     "from_instance_labels",
     "group_labels",
+    "mobility_object",
     "partnet_object",
     "pointcept_scene",
     "scene_blocks",
