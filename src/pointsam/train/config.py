@@ -10,10 +10,12 @@ from typing import Any
 
 from pointsam.errors import InputError
 from pointsam.modeling.config import PointSAMConfig
+from pointsam.train.mixture import check_dataset_entries
 
-__all__ = ["TrainConfig"]
+__all__ = ["PRECISIONS", "TrainConfig"]
 
 PRESETS = ("large", "giant", "base")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -40,6 +42,11 @@ class TrainConfig:
     out_dir: str = "runs/pointsam"
     augment: bool = True
     perturb: bool = True  # small x/z rotation; disable for scenes (ScanNet in the official code)
+    precision: str = "auto"  # fp32, bf16 (autocast; losses in fp32) or auto: bf16 on CUDA, fp32 on CPU
+    tensorboard: bool = True  # also log metrics to out_dir/tensorboard (needs the tensorboard package)
+    # Mixture of datasets, each {"path", "split" (optional), "weight" (default 1), "perturb" (default
+    # `perturb`)}, drawn proportionally to weight; `pointsam train --data DIR` replaces it.
+    datasets: list[dict[str, Any]] = field(default_factory=list)
 
     def model_config(self) -> PointSAMConfig:
         """The `PointSAMConfig` of the model to train."""
@@ -85,6 +92,12 @@ class TrainConfig:
                 self.model_config()
             except (TypeError, ValueError) as exc:
                 errors.append(f"model_overrides: {exc}")
+        if self.precision not in PRECISIONS:
+            errors.append(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        for name in ("augment", "perturb", "tensorboard"):
+            if not isinstance(getattr(self, name), bool):
+                errors.append(f"{name} must be true or false, got {getattr(self, name)!r}")
+        errors += check_dataset_entries(self.datasets)
         if not isinstance(self.out_dir, str | Path) or not str(self.out_dir):
             errors.append(f"out_dir must be a non-empty path, got {self.out_dir!r}")
         if errors:
@@ -96,6 +109,8 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         data["out_dir"] = str(self.out_dir)
         data["milestones"] = list(self.milestones)
+        data["datasets"] = [{k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+                            for d in self.datasets]
         return data
 
     @classmethod
