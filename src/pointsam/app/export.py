@@ -1,0 +1,76 @@
+"""Export a session's objects: PLY (label + instance), NPY, LAS classification, JSON, labelled mesh."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pointsam.app.session import AnnotationSession
+from pointsam.io import PointCloud, labels_to_faces, write_labels, write_mesh_labels, write_ply
+from pointsam.io.writers import atomic_output
+
+MESH_EXPORTS = (".ply", ".obj", ".glb")
+
+
+def export_stem(input_path: Path) -> str:
+    """The name shared by every export of `input_path` (file name without its extension)."""
+    return input_path.stem if input_path.suffix else input_path.name
+
+
+def planned_exports(cloud: PointCloud, out_dir: Path, stem: str) -> dict[str, Path]:
+    """The files an export writes for this cloud: kind -> path."""
+    plan = {
+        "ply": out_dir / f"{stem}.labels.ply",
+        "label_npy": out_dir / f"{stem}.label.npy",
+        "instance_npy": out_dir / f"{stem}.instance.npy",
+        "json": out_dir / f"{stem}.objects.json",
+    }
+    src = cloud.source
+    if src is not None and src.suffix.lower() in (".las", ".laz"):
+        plan["las"] = out_dir / f"{stem}.labels{src.suffix.lower()}"
+    if cloud.mesh is not None and cloud.face_index is not None:
+        ext = src.suffix.lower() if src is not None and src.suffix.lower() in MESH_EXPORTS else ".ply"
+        plan["mesh"] = out_dir / f"{stem}.labelled{ext}"
+    return plan
+
+
+def _save_npy(path: Path, values: np.ndarray, overwrite: bool) -> None:
+    with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, values, allow_pickle=False)
+
+
+def export_session(session: AnnotationSession, cloud: PointCloud, out_dir: Path, stem: str,
+                   overwrite: bool = False) -> dict[str, Path]:
+    """Write every planned export; refuses (FileExistsError naming them) when any exists, unless overwrite."""
+    plan = planned_exports(cloud, out_dir, stem)
+    existing = [str(p) for p in plan.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"export files already exist: {', '.join(existing)}; confirm to replace them")
+    instance = session.instance_labels()
+    label = session.class_labels()
+    write_ply(plan["ply"], cloud.xyz, cloud.rgb, fields={"label": label, "instance": instance},
+              overwrite=overwrite)
+    _save_npy(plan["label_npy"], label, overwrite)
+    _save_npy(plan["instance_npy"], instance, overwrite)
+    if "las" in plan:  # the source LAS re-read: every original field kept, classification = class id
+        write_labels(plan["las"], cloud.xyz, label, cloud.rgb, source=cloud, overwrite=overwrite)
+    if "mesh" in plan:  # faces take the majority object id of their points
+        faces = labels_to_faces(cloud.mesh, cloud.xyz, cloud.face_index, instance)
+        write_mesh_labels(plan["mesh"], cloud.mesh, faces, overwrite=overwrite)
+    ids = session.class_ids()
+    doc = {
+        "input": session.input_name,
+        "num_points": session.num_points,
+        "unlabelled": -1,
+        "fields": {"label": "class id (see classes)", "instance": "object id (see objects)"},
+        "classes": [{"id": ids[c], "name": c} for c in session.classes],
+        "objects": [{"id": o.id, "name": o.name, "class": o.label, "class_id": ids[o.label],
+                     "num_points": int(o.indices.size), "indices": o.indices.tolist()}
+                    for o in sorted(session.objects.values(), key=lambda o: o.id)],
+        "files": {k: p.name for k, p in plan.items() if k != "json"},
+    }
+    with atomic_output(plan["json"], overwrite) as tmp:
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+    return plan

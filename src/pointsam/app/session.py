@@ -1,0 +1,394 @@
+"""The annotation session model: clicks with undo/redo, candidate masks, accepted objects, persistence.
+
+Pure Python + numpy; the model is reached only through a predictor's `predict` (see
+`pointsam.predictor.PointCloudPredictor`), so the whole model is unit-testable without a browser.
+Every change is saved to the sidecar at once, pending clicks included: a crash loses nothing but a click
+whose decode had not finished.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pointsam.app.sidecar import (
+    FORMAT,
+    VERSION,
+    decode_indices,
+    encode_indices,
+    fingerprint,
+    read_sidecar,
+    write_sidecar,
+)
+from pointsam.errors import FileFormatError, InputError, PointSAMError
+from pointsam.io.palette import label_colors
+
+OVERLAP_POLICIES = ("keep", "replace")
+MAX_NAME_LENGTH = 100
+DEFAULT_CLASS = "object"
+
+
+class Predictor(Protocol):
+    """What the session needs from `PointCloudPredictor`."""
+
+    def predict(self, point_coords=None, point_labels=None, mask_input=None, multimask_output=True,
+                return_logits=False, *, point_indices=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ...
+
+
+class OverlapError(PointSAMError):
+    """The mask overlaps accepted objects and no overlap policy was chosen."""
+
+    def __init__(self, overlaps: dict[int, int]) -> None:
+        self.overlaps = overlaps
+        total = sum(overlaps.values())
+        names = ", ".join(f"#{oid} ({n} points)" for oid, n in overlaps.items())
+        super().__init__(
+            f"the mask overlaps {len(overlaps)} accepted object(s) on {total} points: {names}; choose "
+            "overlap 'keep' (those points stay with their objects) or 'replace' (the new object takes them)"
+        )
+
+
+@dataclass(frozen=True)
+class Click:
+    """One prompt: a point index of the full cloud, positive (part of the object) or negative."""
+
+    index: int
+    positive: bool
+
+
+@dataclass
+class Step:
+    """The state after one click: candidate logits (C, N) sorted by score, and the chosen candidate."""
+
+    click: Click
+    logits: np.ndarray
+    scores: np.ndarray
+    selected: int = 0
+
+
+@dataclass
+class LabelledObject:
+    """An accepted object: stable id, free-text name and class, sorted point indices."""
+
+    id: int
+    name: str
+    label: str
+    indices: np.ndarray
+
+
+def clean_text(value, what: str, default: str) -> str:
+    """A name or class as given by a person: a string, trimmed, printable, at most 100 characters."""
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be text, got {type(value).__name__}")
+    text = " ".join(value.split())
+    if any(unicodedata.category(ch).startswith("C") for ch in text):
+        raise InputError(f"{what} must not contain control characters")
+    if len(text) > MAX_NAME_LENGTH:
+        raise InputError(f"{what} is longer than {MAX_NAME_LENGTH} characters")
+    return text or default
+
+
+class AnnotationSession:
+    """Interactive labelling of one cloud: decode per click, accept masks as objects, save every change."""
+
+    def __init__(self, predictor: Predictor, xyz: np.ndarray, path: str | Path, *,
+                 input_name: str = "") -> None:
+        self.predictor = predictor
+        self.num_points = int(len(xyz))
+        self.path = Path(path)
+        self.input_name = input_name
+        self.fingerprint = fingerprint(xyz)
+        self.steps: list[Step] = []
+        self.redo_steps: list[Step] = []
+        self.objects: dict[int, LabelledObject] = {}
+        self.classes: list[str] = []
+        self.next_id = 1
+        self.owner = np.zeros(self.num_points, dtype=np.int32)  # object id per point, 0 = none
+        self.revision = 0
+
+    # ------------------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, predictor: Predictor, xyz: np.ndarray, path: str | Path, *,
+             input_name: str = "") -> AnnotationSession:
+        """A session on `xyz`, resumed from the sidecar at `path` when it exists."""
+        session = cls(predictor, xyz, path, input_name=input_name)
+        if session.path.exists():
+            session._restore(read_sidecar(session.path))
+        return session
+
+    def _restore(self, doc: dict) -> None:
+        where = self.path
+        info = doc.get("input") or {}
+        if info.get("num_points") != self.num_points or info.get("fingerprint") != self.fingerprint:
+            raise FileFormatError(
+                f"{where} belongs to another cloud ({info.get('name', '?')}, "
+                f"{info.get('num_points', '?')} points; this one has {self.num_points}): refusing to mix "
+                "annotations; pass another --labels FILE"
+            )
+        try:
+            self.classes = [clean_text(c, "class", DEFAULT_CLASS) for c in doc.get("classes", [])]
+            for entry in doc.get("objects", []):
+                indices = decode_indices(entry["points"], self.num_points)
+                obj = LabelledObject(int(entry["id"]), clean_text(entry["name"], "name", ""),
+                                     clean_text(entry["class"], "class", DEFAULT_CLASS), indices)
+                if obj.id <= 0 or obj.id in self.objects or (self.owner[indices] != 0).any():
+                    raise ValueError(f"object {obj.id} repeats an id or shares points with another object")
+                if obj.label not in self.classes:
+                    self.classes.append(obj.label)
+                self.objects[obj.id] = obj
+                self.owner[indices] = obj.id
+            self.next_id = max(int(doc.get("next_id", 1)), max(self.objects, default=0) + 1)
+            pending = [(int(i), bool(p), int(s)) for i, p, s in doc.get("pending", [])]
+        except (KeyError, TypeError, ValueError, InputError) as exc:
+            raise FileFormatError(f"{where}: damaged annotation file: {exc}") from exc
+        for index, positive, selected in pending:  # replay the unaccepted clicks (deterministic)
+            try:
+                self.click(index, positive, save=False)
+                if selected:
+                    self.select_candidate(selected, save=False)
+            except InputError as exc:
+                raise FileFormatError(f"{where}: cannot replay a pending click: {exc}") from exc
+
+    # ----------------------------------------------------------------------------- clicking
+
+    @property
+    def clicks(self) -> list[Click]:
+        """The clicks of the mask being built, in order."""
+        return [s.click for s in self.steps]
+
+    def _decode(self, clicks: list[Click], mask_input: np.ndarray | None,
+                multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+        _, scores, logits = self.predictor.predict(
+            point_labels=np.array([int(c.positive) for c in clicks], np.int64),
+            mask_input=mask_input, multimask_output=multimask,
+            point_indices=np.array([c.index for c in clicks], np.int64),
+        )
+        order = np.argsort(-scores, kind="stable")
+        return np.asarray(logits[order], np.float32), np.asarray(scores[order], np.float32)
+
+    def _mask_prompt(self, upto: int) -> np.ndarray | None:
+        """The chosen logits of step `upto - 1`, the mask prompt for step `upto` (None for the first)."""
+        if upto == 0:
+            return None
+        prev = self.steps[upto - 1]
+        return prev.logits[prev.selected]
+
+    def click(self, index, positive: bool = True, *, save: bool = True) -> Step:
+        """Add a click on point `index` and decode: 3 candidates for the first click, then a refinement."""
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise InputError(f"point index must be an integer, got {index!r}")
+        if not 0 <= int(index) < self.num_points:
+            raise InputError(f"point index {index} is outside the cloud (0..{self.num_points - 1})")
+        if not isinstance(positive, bool | np.bool_):
+            raise InputError(f"positive must be true or false, got {positive!r}")
+        clicks = [*self.clicks, Click(int(index), bool(positive))]
+        first = not self.steps
+        logits, scores = self._decode(clicks, self._mask_prompt(len(self.steps)), multimask=first)
+        step = Step(clicks[-1], logits, scores)
+        self.steps.append(step)
+        self.redo_steps.clear()
+        self._changed(save)
+        return step
+
+    def _require_step(self) -> Step:
+        if not self.steps:
+            raise InputError("no mask yet: click on the cloud first")
+        return self.steps[-1]
+
+    def _add_alternatives(self) -> None:
+        """After a refinement click, also decode the 3 multimask candidates (on demand)."""
+        step = self._require_step()
+        if step.logits.shape[0] == 1:
+            logits, scores = self._decode(self.clicks, self._mask_prompt(len(self.steps) - 1), True)
+            step.logits = np.concatenate([step.logits, logits])
+            step.scores = np.concatenate([step.scores, scores])
+
+    def cycle(self, *, save: bool = True) -> int:
+        """Show the next candidate mask (a refinement's 3 alternatives are decoded on first use)."""
+        self._add_alternatives()
+        step = self.steps[-1]
+        step.selected = (step.selected + 1) % step.logits.shape[0]
+        self._changed(save)
+        return step.selected
+
+    def select_candidate(self, k, *, save: bool = True) -> None:
+        """Choose candidate `k` (0 = the most confident) of the latest click."""
+        step = self._require_step()
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise InputError(f"candidate must be an integer, got {k!r}")
+        if k >= step.logits.shape[0]:
+            self._add_alternatives()
+        if not 0 <= k < step.logits.shape[0]:
+            raise InputError(f"candidate {k} does not exist (0..{step.logits.shape[0] - 1})")
+        step.selected = int(k)
+        self._changed(save)
+
+    def undo(self) -> None:
+        """Take back the latest click (and its mask)."""
+        if not self.steps:
+            raise InputError("nothing to undo")
+        self.redo_steps.append(self.steps.pop())
+        self._changed()
+
+    def redo(self) -> None:
+        """Put back the click taken back last."""
+        if not self.redo_steps:
+            raise InputError("nothing to redo")
+        self.steps.append(self.redo_steps.pop())
+        self._changed()
+
+    def clear(self) -> None:
+        """Drop every click of the mask being built."""
+        self.steps.clear()
+        self.redo_steps.clear()
+        self._changed()
+
+    def current_mask(self) -> np.ndarray | None:
+        """(N,) bool mask of the chosen candidate, or None before the first click."""
+        if not self.steps:
+            return None
+        step = self.steps[-1]
+        return step.logits[step.selected] > 0
+
+    # ------------------------------------------------------------------------------ objects
+
+    def accept(self, name=None, label=None, overlap: str | None = None) -> LabelledObject:
+        """Turn the current mask into a new object; `overlap` says who gets points of other objects."""
+        mask = self.current_mask()
+        if mask is None or not mask.any():
+            raise InputError("the mask is empty: click on the object (and pick a candidate) first")
+        if overlap is not None and overlap not in OVERLAP_POLICIES:
+            raise InputError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
+        oid = self.next_id
+        name = clean_text(name, "name", f"object {oid}")
+        label = clean_text(label, "class", DEFAULT_CLASS)
+        indices = np.flatnonzero(mask).astype(np.int64)
+        owners = self.owner[indices]
+        taken = owners != 0
+        if taken.any():
+            ids, counts = np.unique(owners[taken], return_counts=True)
+            if overlap is None:
+                raise OverlapError({int(i): int(c) for i, c in zip(ids, counts, strict=True)})
+            if overlap == "keep":
+                indices = indices[~taken]
+                if indices.size == 0:
+                    raise InputError("every point of the mask already belongs to an object")
+            else:
+                for other in ids.tolist():
+                    obj = self.objects[other]
+                    obj.indices = np.setdiff1d(obj.indices, indices, assume_unique=True)
+                    if obj.indices.size == 0:
+                        del self.objects[other]
+        obj = LabelledObject(oid, name, label, indices)
+        self.objects[oid] = obj
+        self.owner[indices] = oid
+        self.next_id = oid + 1
+        if label not in self.classes:
+            self.classes.append(label)
+        self.steps.clear()
+        self.redo_steps.clear()
+        self._changed()
+        return obj
+
+    def _object(self, oid) -> LabelledObject:
+        if isinstance(oid, bool) or not isinstance(oid, int | np.integer) or int(oid) not in self.objects:
+            raise InputError(f"no object with id {oid!r}")
+        return self.objects[int(oid)]
+
+    def update_object(self, oid, name=None, label=None) -> LabelledObject:
+        """Rename an object and/or change its class."""
+        obj = self._object(oid)
+        if name is not None:
+            obj.name = clean_text(name, "name", f"object {obj.id}")
+        if label is not None:
+            obj.label = clean_text(label, "class", DEFAULT_CLASS)
+            if obj.label not in self.classes:
+                self.classes.append(obj.label)
+        self._changed()
+        return obj
+
+    def delete_object(self, oid) -> None:
+        """Delete an object; its points become unlabelled (its id is never reused)."""
+        obj = self._object(oid)
+        self.owner[obj.indices] = 0
+        del self.objects[obj.id]
+        self._changed()
+
+    # ------------------------------------------------------------------------------- labels
+
+    def instance_labels(self) -> np.ndarray:
+        """(N,) int32 object id per point, -1 where unlabelled."""
+        return np.where(self.owner > 0, self.owner, -1).astype(np.int32)
+
+    def class_ids(self) -> dict[str, int]:
+        """Class name -> id, numbered from 1 in order of first use (stable across deletions)."""
+        return {name: i + 1 for i, name in enumerate(self.classes)}
+
+    def class_labels(self) -> np.ndarray:
+        """(N,) int32 class id per point (see `class_ids`), -1 where unlabelled."""
+        ids = self.class_ids()
+        lut = np.full(self.next_id, -1, dtype=np.int32)
+        for obj in self.objects.values():
+            lut[obj.id] = ids[obj.label]
+        lut[0] = -1
+        return lut[self.owner]
+
+    # -------------------------------------------------------------------------- persistence
+
+    def _changed(self, save: bool = True) -> None:
+        self.revision += 1
+        if save:
+            self.save()
+
+    def document(self) -> dict:
+        """The sidecar document: input identity, classes, objects (point sets) and pending clicks."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "input": {"name": self.input_name, "num_points": self.num_points,
+                      "fingerprint": self.fingerprint},
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "classes": list(self.classes),
+            "next_id": self.next_id,
+            "objects": [{"id": o.id, "name": o.name, "class": o.label, "num_points": int(o.indices.size),
+                         "points": encode_indices(o.indices, self.num_points)}
+                        for o in self.objects.values()],
+            "pending": [[s.click.index, int(s.click.positive), s.selected] for s in self.steps],
+        }
+
+    def save(self) -> None:
+        """Write the sidecar atomically."""
+        write_sidecar(self.path, self.document())
+
+    def state(self) -> dict:
+        """A JSON-ready summary for the user interface."""
+        step = self.steps[-1] if self.steps else None
+        mask = self.current_mask()
+        colors = label_colors(np.array(sorted(self.objects), dtype=np.int64))
+        ids = self.class_ids()
+        return {
+            "revision": self.revision,
+            "num_points": self.num_points,
+            "sidecar": str(self.path),
+            "clicks": [{"index": c.index, "positive": c.positive} for c in self.clicks],
+            "can_undo": bool(self.steps),
+            "can_redo": bool(self.redo_steps),
+            "candidates": [] if step is None else [
+                {"score": round(float(s), 4), "num_points": int((lg > 0).sum())}
+                for s, lg in zip(step.scores, step.logits, strict=True)],
+            "selected": None if step is None else step.selected,
+            "mask_points": 0 if mask is None else int(mask.sum()),
+            "classes": [{"id": ids[c], "name": c} for c in self.classes],
+            "objects": [{"id": o.id, "name": o.name, "class": o.label, "class_id": ids[o.label],
+                         "num_points": int(o.indices.size), "color": colors[k].tolist()}
+                        for k, o in enumerate(sorted(self.objects.values(), key=lambda o: o.id))],
+        }
