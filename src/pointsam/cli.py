@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pointsam.app.command import add_annotate_parser, run_annotate
 from pointsam.automatic_command import add_everything_parser, run_everything
 from pointsam.errors import PointSAMError
 from pointsam.evaluation.command import add_eval_parser, run_eval
@@ -55,6 +56,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_everything_parser(sub)
     add_train_parser(sub)
+    add_annotate_parser(sub)
     return parser
 
 
@@ -209,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             run_everything(args)
         elif args.command == "train":
             run_train(args)
+        elif args.command == "annotate":
+            run_annotate(args)
     except (PointSAMError, FileExistsError, FileNotFoundError) as exc:
         print(f"pointsam: error: {exc}", file=sys.stderr)
         return 2
