@@ -57,41 +57,30 @@ def _can_open_browser() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _bind(app, host: str, port: int | None):
+def _bind(host: str, port: int | None):
     from pointsam.app.server import bind
     from pointsam.errors import PointSAMError
 
     try:
-        return bind(app, host, DEFAULT_PORT if port is None else port)
+        return bind(None, host, DEFAULT_PORT if port is None else port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE and port is None:
-            return bind(app, host, 0)
+            return bind(None, host, 0)
         if exc.errno == errno.EADDRINUSE:
             raise PointSAMError(f"port {port} is in use; pass another --port (0 = any free port)") from exc
         raise PointSAMError(f"cannot listen on {host}:{port if port is not None else DEFAULT_PORT}: "
                             f"{exc.strerror or exc}") from exc
 
 
-def run_annotate(args: argparse.Namespace) -> None:
-    """Run the `annotate` subcommand: load, encode once, resume the session, serve until Ctrl+C."""
+def _load(args: argparse.Namespace, sidecar: Path):
+    """Read the cloud, load the model, encode once, open (or resume) the session: the app to serve."""
     from pointsam.app.export import export_stem
-    from pointsam.app.server import AnnotateApp, url_of
+    from pointsam.app.server import AnnotateApp
     from pointsam.app.session import AnnotationSession
-    from pointsam.app.sidecar import default_sidecar
     from pointsam.checkpoint import load_model
-    from pointsam.errors import PointSAMError
     from pointsam.io import read_point_cloud
     from pointsam.predictor import PointCloudPredictor
 
-    if args.port is not None and not 0 <= args.port <= 65535:
-        raise PointSAMError(f"--port must be in 0..65535, got {args.port}")
-    if args.display_points < 1:
-        raise PointSAMError(f"--display-points must be positive, got {args.display_points}")
-    if not args.input.exists():
-        raise PointSAMError(f"{args.input}: no such file")
-    sidecar = args.labels or default_sidecar(args.input)
-    if sidecar.is_dir():
-        raise PointSAMError(f"--labels {sidecar} is a folder; give a file name")
     t0 = time.perf_counter()
     cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
     _say(f"read {cloud.num_points:,} points from {args.input} in {time.perf_counter() - t0:.1f} s")
@@ -106,9 +95,31 @@ def run_annotate(args: argparse.Namespace) -> None:
     else:
         _say(f"annotations will be saved to {sidecar}")
     up = args.up or ("y" if args.input.suffix.lower() in (".obj", ".glb", ".gltf") else "z")
-    app = AnnotateApp(session, cloud, out_dir=args.out_dir or sidecar.resolve().parent,
-                      stem=export_stem(args.input), display_points=args.display_points, up=up)
-    server = _bind(app, args.host, args.port)
+    return AnnotateApp(session, cloud, out_dir=args.out_dir or sidecar.resolve().parent,
+                       stem=export_stem(args.input), display_points=args.display_points, up=up)
+
+
+def run_annotate(args: argparse.Namespace) -> None:
+    """Run the `annotate` subcommand: load, encode once, resume the session, serve until Ctrl+C."""
+    from pointsam.app.server import url_of
+    from pointsam.app.sidecar import default_sidecar
+    from pointsam.errors import PointSAMError
+
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise PointSAMError(f"--port must be in 0..65535, got {args.port}")
+    if args.display_points < 1:
+        raise PointSAMError(f"--display-points must be positive, got {args.display_points}")
+    if not args.input.exists():
+        raise PointSAMError(f"{args.input}: no such file")
+    sidecar = args.labels or default_sidecar(args.input)
+    if sidecar.is_dir():
+        raise PointSAMError(f"--labels {sidecar} is a folder; give a file name")
+    server = _bind(args.host, args.port)  # first: a busy port is reported before the slow loading
+    try:
+        server.app = _load(args, sidecar)
+    except BaseException:
+        server.server_close()
+        raise
     url = url_of(server)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         _say(f"warning: listening on {args.host}: anyone who can reach this address can edit the labels")

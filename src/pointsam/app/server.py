@@ -69,7 +69,6 @@ class AnnotateApp:
         self.up = up
         self.lock = threading.Lock()
         self.static = static_table()
-        self.allowed_hosts: set[str] | None = None  # set by `bind`
         self.last_decode_ms: float | None = None
         n = session.num_points
         if display_points < n:  # show a random subset; labels are still computed for every point
@@ -175,6 +174,8 @@ class Handler(BaseHTTPRequestHandler):
 
     @property
     def app(self) -> AnnotateApp:
+        if self.server.app is None:
+            raise HTTPError(503, "still loading the cloud and the model; reload in a moment")
         return self.server.app
 
     def log_message(self, format: str, *args) -> None:  # quiet: the terminal shows errors only
@@ -206,7 +207,7 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------------------ checks
 
     def _check_origin(self) -> None:
-        allowed = self.app.allowed_hosts
+        allowed = self.server.allowed_hosts
         if allowed is None:
             return
         host = self.headers.get("Host", "")
@@ -308,20 +309,21 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], app: AnnotateApp) -> None:
+    def __init__(self, address: tuple[str, int], app: AnnotateApp | None) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.app = app
+        self.app = app  # None until loaded: requests get 503
+        self.allowed_hosts: set[str] | None = None
         super().__init__(address, Handler)
 
 
-def bind(app: AnnotateApp, host: str = "127.0.0.1", port: int = 0) -> Server:
+def bind(app: AnnotateApp | None, host: str = "127.0.0.1", port: int = 0) -> Server:
     """Bind a server for `app` on host:port (0 = any free port); loopback hosts get Host-header checks."""
     server = Server((host, port), app)
     real_port = server.server_address[1]
     if host in LOOPBACK or host.startswith("127."):
         names = {host, "localhost", "127.0.0.1", "[::1]"}
         names = {f"[{n}]" if ":" in n and not n.startswith("[") else n for n in names}
-        app.allowed_hosts = {f"{n}:{real_port}" for n in names}
+        server.allowed_hosts = {f"{n}:{real_port}" for n in names}
     return server
 
 
