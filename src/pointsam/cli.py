@@ -11,6 +11,7 @@ import numpy as np
 
 from pointsam.app.command import add_annotate_parser, run_annotate
 from pointsam.automatic_command import add_everything_parser, run_everything
+from pointsam.engine.command import add_engine_parser, run_engine
 from pointsam.errors import PointSAMError
 from pointsam.evaluation.command import add_eval_parser, run_eval
 from pointsam.train.command import add_train_parser, run_train
@@ -56,6 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_everything_parser(sub)
     add_train_parser(sub)
+    add_engine_parser(sub)
     add_annotate_parser(sub)
     return parser
 
@@ -211,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             run_everything(args)
         elif args.command == "train":
             run_train(args)
+        elif args.command == "engine":
+            run_engine(args)
         elif args.command == "annotate":
             run_annotate(args)
     except (PointSAMError, FileExistsError, FileNotFoundError) as exc:

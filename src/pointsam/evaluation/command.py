@@ -31,6 +31,9 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
     ev.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    ev.add_argument("--baseline", choices=["mv-sam"], help="evaluate a baseline instead of Point-SAM: "
+                    "mv-sam = 2D SAM clicked per view, lifted to the points (paper Sec. 5.1)")
+    ev.add_argument("--sam-checkpoint", type=Path, help="mv-sam: local transformers SAM folder")
     prop = ev.add_argument_group("object proposals (--proposals): average recall of the masks by "
                                  "segment-everything proposals, as in paper Sec. 5.2")
     prop.add_argument("--proposals", action="store_true",
@@ -64,6 +67,10 @@ def run_eval(args: argparse.Namespace) -> None:
         clouds = clouds[: args.limit]
     if not clouds:
         raise InputError(f"no clouds to evaluate in {args.dataset} with the given split/categories")
+    if args.baseline == "mv-sam":
+        from pointsam.engine.mvsam import run_mvsam_eval
+
+        return run_mvsam_eval(args, dataset.subset(clouds))
     model = load_model(args.checkpoint, config=args.config, device=args.device)
     subset = dataset.subset(clouds)
     if args.proposals:
