@@ -150,5 +150,24 @@ def test_two_cpu_ranks_stay_in_sync_and_match_the_large_batch_step(tmp_path):
         assert torch.allclose(value, ddp[key], atol=1e-6), key
 
 
+@pytest.mark.slow
+def test_pointsam_train_under_torchrun(tmp_path):
+    data = partnet_dataset(tmp_path / "pm")
+    cfg = config(tmp_path / "unused", grad_accum=1, tensorboard=True).to_dict()
+    del cfg["out_dir"]
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    args = ["-m", "pointsam", "train", "cfg.json", "--data", str(data), "--out-dir", "run", "--device", "cpu"]
+    res = torchrun(args, tmp_path)
+    assert "2 processes" in res.stderr and res.stdout.count("trained to step 2") == 1  # rank 0 reports
+    res = torchrun([*args, "--resume", "--max-steps", "3"], tmp_path)
+    assert "resumed run at step 2" in res.stderr
+    run = tmp_path / "run"
+    steps = [json.loads(line)["step"] for line in (run / METRICS_FILE).read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    state = torch.load(run / CHECKPOINT_FILE, weights_only=True)
+    assert state["step"] == 3 and state["world_size"] == 2
+    assert any((run / "tensorboard").iterdir())
+
+
 if __name__ == "__main__":
     _worker(*sys.argv[1:3])
