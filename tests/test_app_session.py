@@ -117,7 +117,7 @@ def _accept_best(session, index, **kw):
     return mask, session.accept(**kw)
 
 
-def test_objects_overlaps_rename_delete_and_labels(session):
+def test_objects_overlaps_rename_delete_and_labels(session, predictor, cloud):
     mask_a, obj1 = _accept_best(session, A, name="seat", label="chair")
     assert obj1.id == 1 and np.array_equal(obj1.indices, np.flatnonzero(mask_a))
     assert not session.clicks  # accepting starts a fresh mask
@@ -148,6 +148,9 @@ def test_objects_overlaps_rename_delete_and_labels(session):
         session.delete_object(1)
     _, obj4 = _accept_best(session, A, overlap="keep")
     assert obj4.id == 4 and obj4.name == "object 4" and obj4.label == "object"  # ids are never reused
+    again = AnnotationSession.open(predictor, cloud.xyz, session.path)  # the saved file says the same
+    assert {k: (o.name, o.label, o.indices.tolist()) for k, o in again.objects.items()} == {
+        k: (o.name, o.label, o.indices.tolist()) for k, o in session.objects.items()}
 
 
 def test_resume_restores_objects_and_pending_clicks(session, predictor, cloud):

@@ -113,6 +113,7 @@ class AnnotationSession:
         self.next_id = 1
         self.owner = np.zeros(self.num_points, dtype=np.int32)  # object id per point, 0 = none
         self.revision = 0
+        self._encoded: dict[int, str] = {}  # object id -> its saved point set, reused until it changes
 
     # ------------------------------------------------------------------------------ opening
 
@@ -286,6 +287,7 @@ class AnnotationSession:
                 for other in ids.tolist():
                     obj = self.objects[other]
                     obj.indices = np.setdiff1d(obj.indices, indices, assume_unique=True)
+                    self._encoded.pop(other, None)
                     if obj.indices.size == 0:
                         del self.objects[other]
         obj = LabelledObject(oid, name, label, indices)
@@ -321,6 +323,7 @@ class AnnotationSession:
         obj = self._object(oid)
         self.owner[obj.indices] = 0
         del self.objects[obj.id]
+        self._encoded.pop(obj.id, None)
         self._changed()
 
     # ------------------------------------------------------------------------------- labels
@@ -349,6 +352,11 @@ class AnnotationSession:
         if save:
             self.save()
 
+    def _points_text(self, obj: LabelledObject) -> str:
+        if obj.id not in self._encoded:
+            self._encoded[obj.id] = encode_indices(obj.indices, self.num_points)
+        return self._encoded[obj.id]
+
     def document(self) -> dict:
         """The sidecar document: input identity, classes, objects (point sets) and pending clicks."""
         return {
@@ -360,7 +368,7 @@ class AnnotationSession:
             "classes": list(self.classes),
             "next_id": self.next_id,
             "objects": [{"id": o.id, "name": o.name, "class": o.label, "num_points": int(o.indices.size),
-                         "points": encode_indices(o.indices, self.num_points)}
+                         "points": self._points_text(o)}
                         for o in self.objects.values()],
             "pending": [[s.click.index, int(s.click.positive), s.selected] for s in self.steps],
         }
