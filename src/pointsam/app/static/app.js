@@ -367,6 +367,7 @@ function wire() {
 
   window.addEventListener('keydown', (e) => {
     if (e.target instanceof HTMLInputElement) return;
+    if (e.key === 'Enter' && e.target instanceof HTMLButtonElement) return;  // the button's own click
     const ctrl = e.ctrlKey || e.metaKey;
     if (ctrl && (e.key === 'y' || (e.key.toLowerCase() === 'z' && e.shiftKey))) { e.preventDefault(); act('/api/redo'); }
     else if (ctrl && e.key === 'z') { e.preventDefault(); act('/api/undo'); }
@@ -386,6 +387,7 @@ async function start() {
   const state = await getJSON('/api/state');
   ui.state = state;
   ui.up = state.display.up;
+  document.title = `${state.input} · pointsam annotate`;
   ui.positions = new Float32Array(await getBinary('/api/cloud/positions'));
   ui.indices = new Uint32Array(await getBinary('/api/cloud/indices'));
   ui.base = state.display.has_color ? new Uint8Array(await getBinary('/api/cloud/colors')) : heightColors();
