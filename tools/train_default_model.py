@@ -2,10 +2,12 @@
 
     python tools/train_default_model.py --work runs/default            # everything (hours on 2 CPU cores)
     python tools/train_default_model.py --work runs/default --resume   # continue an interrupted run
+    python tools/train_default_model.py --work runs/default --evaluate --ship   # held-out eval, card, ship
 
 Data: the PartNet point samples in ../shared/data (Faucet and KitchenPot held out for validation), procedural
 part-labelled shapes (pointsam.data.synthetic) and ScanNet 3 m blocks, mixed by the weights below. The
-trained weights land in WORK/run/model.safetensors; `--ship` copies them (fp16) into the package.
+trained weights land in WORK/run/model.safetensors; `--evaluate` runs `pointsam eval` on the held-out
+categories and `--ship` writes the weights (fp16) and the model card into src/pointsam/assets/.
 """
 
 from __future__ import annotations
@@ -85,15 +87,113 @@ def build_mixture(work: Path) -> Mixture:
     return Mixture(parts, size=4000)
 
 
+def evaluate(work: Path) -> dict:
+    """Held-out interactive evaluation (IoU@k, NoC) of WORK/model.safetensors; returns the summary."""
+    out = work / "eval_val"
+    subprocess.run([sys.executable, "-m", "pointsam", "eval", str(work / "data" / "pm"), "--split", "val",
+                    "--checkpoint", str(work / "model.safetensors"), "--out", str(out), "--max-clicks", "20",
+                    "--overwrite"], check=True)
+    return json.loads((out / "results.json").read_text())["summary"]
+
+
+def ship(work: Path) -> None:
+    """Write the fp16 weights and MODEL_CARD.md into the package assets."""
+    from pointsam.checkpoint import default_model_path, load_model, save_model
+
+    model = load_model(work / "model.safetensors")
+    dest = default_model_path()
+    save_model(model, dest, overwrite=True, dtype=torch.float16)
+    summary = json.loads((work / "eval_val" / "results.json").read_text())["summary"]
+    metrics = [json.loads(line) for line in (work / "run" / "metrics.jsonl").read_text().splitlines()]
+    card = model_card(model, summary, metrics, dest.stat().st_size)
+    (dest.parent / "MODEL_CARD.md").write_text(card)
+    print(f"shipped {dest} ({dest.stat().st_size / 1e6:.1f} MB) and {dest.parent / 'MODEL_CARD.md'}")
+
+
+def model_card(model, summary: dict, metrics: list[dict], size: int) -> str:
+    cfg = model.config
+    params = sum(p.numel() for p in model.parameters())
+    hours = sum(m["time_s"] for m in metrics if m["step"] % TRAIN["ckpt_every"] == 0 or m is metrics[-1])
+    ks = [1, 3, 5, 10]
+    obj, cls = summary["per_object_mean"], summary["per_class_mean"]
+    rows = [f"| per object ({summary['num_objects']} masks) | "
+            + " | ".join(f"{obj[f'IoU@{k}']:.1f}" for k in ks)
+            + f" | {obj['NoC@80']:.1f} | {obj['NoC@90']:.1f} |",
+            "| per class (mean of classes) | " + " | ".join(f"{cls[f'IoU@{k}']:.1f}" for k in ks)
+            + f" | {cls['NoC@80']:.1f} | {cls['NoC@90']:.1f} |"]
+    for name, c in summary["per_class"].items():
+        rows.append(f"| {name} ({c['num_objects']} masks) | " + " | ".join(f"{c[f'IoU@{k}']:.1f}" for k in ks)
+                    + f" | {c['NoC@80']:.1f} | {c['NoC@90']:.1f} |")
+    table = "\n".join(rows)
+    mixture = ", ".join(f"{name} {w:.0%}" for name, _, w in MIXTURE)
+    return f"""# pointsam default model
+
+The small model that `pointsam.load_model()` loads when no checkpoint is given, so that the package segments
+something the minute it is installed. It is **much weaker than the official Point-SAM** (a 311M-parameter
+model trained on large datasets for days on many GPUs): use the official `model.safetensors` for real work.
+
+## Architecture
+Point-SAM (paper Fig. 2) at a small size: EVA-02 ViT {cfg.vit_depth} blocks x {cfg.vit_width} wide
+({cfg.vit_heads} heads), {cfg.num_patches} patches x {cfg.patch_size} points, PointNet widths
+{list(cfg.pointnet_hidden)} -> {cfg.patch_embed_dim}, prompt/decoder width {cfg.embed_dim}, two-way
+transformer depth {cfg.decoder_depth}. {params / 1e6:.2f}M parameters, stored in float16
+({size / 1e6:.1f} MB), computed in float32. The config is in the file's metadata.
+
+## Training data
+- PartNet point samples (10k points, every level of the part hierarchy as masks) of the shared
+  PartNet-Mobility objects in 6 categories: Bottle, Box, Cart, Oven, StorageFurniture, Table.
+  Faucet and KitchenPot are **held out** for validation.
+- {NUM_SYNTHETIC} procedural part-labelled shapes (`pointsam.data.synthetic`: assemblies of primitives with
+  part / group / whole masks, half of them with per-part colours).
+- The 3 shared ScanNet scenes, whole and cut into 3 m x 3 m blocks (instance masks).
+- Mixture shares: {mixture}.
+
+## Training
+`pointsam.train.Trainer` with the paper's click simulation ({TRAIN['prompt_iters']} iterations per mask,
+refinement iterations, hindsight loss on the first click): {TRAIN['num_points']} points per cloud,
+{TRAIN['batch_size']} clouds x {TRAIN['masks_per_cloud']} masks per step, {metrics[-1]['step']} steps,
+AdamW lr {TRAIN['lr']} (warm-up {TRAIN['warmup_steps']} steps, x{TRAIN['gamma']} at {TRAIN['milestones']}),
+weight decay {TRAIN['weight_decay']}. About {hours / 3600:.1f} h on 2 CPU cores (AMD EPYC, torch 2.13 CPU),
+shared with other work.
+
+## Held-out evaluation (Faucet, KitchenPot; never seen in training)
+`pointsam eval` on the 10k-point PartNet samples, every mask of the hierarchy, the paper's click simulation
+(first click farthest from the mask boundary, then the farther of the false-negative/false-positive regions),
+{summary['max_clicks']} clicks.
+
+| | IoU@1 | IoU@3 | IoU@5 | IoU@10 | NoC@80 | NoC@90 |
+|---|---:|---:|---:|---:|---:|---:|
+{table}
+
+## Reproduce
+```bash
+python tools/train_default_model.py --work runs/default                    # data + training
+python tools/train_default_model.py --work runs/default --evaluate --ship  # evaluation, this card, weights
+```
+
+## Licence of the data it was trained on
+PartNet / PartNet-Mobility (SAPIEN terms) and ScanNet (ScanNet Terms of Use): non-commercial research and
+education. The weights inherit those terms.
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "default")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--max-steps", type=int, default=TRAIN["max_steps"])
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--evaluate", action="store_true", help="evaluate WORK/model.safetensors on val")
+    ap.add_argument("--ship", action="store_true", help="copy the weights + model card into the package")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.evaluate or args.ship:
+        if args.evaluate:
+            print(json.dumps(evaluate(args.work)["per_class_mean"], indent=1))
+        if args.ship:
+            ship(args.work)
+        return
     prepare(args.work)
     cfg = TrainConfig(**{**TRAIN, "out_dir": str(args.work / "run")})
     trainer = Trainer(None, build_mixture(args.work), cfg)
