@@ -14,6 +14,7 @@ from pointsam.automatic_command import add_everything_parser, run_everything
 from pointsam.engine.command import add_engine_parser, run_engine
 from pointsam.errors import PointSAMError
 from pointsam.evaluation.command import add_eval_parser, run_eval
+from pointsam.fewshot.command import add_fewshot_parser, run_fewshot
 from pointsam.train.command import add_train_parser, run_train
 
 MESH_OUTPUTS = (".obj", ".glb", ".gltf")
@@ -59,6 +60,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_engine_parser(sub)
     add_annotate_parser(sub)
+    add_fewshot_parser(sub)
     return parser
 
 
@@ -217,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             run_engine(args)
         elif args.command == "annotate":
             run_annotate(args)
+        elif args.command == "fewshot":
+            run_fewshot(args)
     except (PointSAMError, FileExistsError, FileNotFoundError) as exc:
         print(f"pointsam: error: {exc}", file=sys.stderr)
         return 2
