@@ -94,7 +94,8 @@ class FeatureExtractor:
     """Encode clouds with a frozen Point-SAM and return their multi-block `CloudFeatures`.
 
     Each block's tokens are layer-normalised (no learned scale) before concatenation, so the
-    growing residual stream of deep blocks does not drown the shallow ones.
+    growing residual stream of deep blocks does not drown the shallow ones. The model is put in
+    eval mode and its parameters are frozen in place (requires_grad=False).
     """
 
     def __init__(self, model: PointSAM, layers: Sequence[int] = DEFAULT_LAYERS,
