@@ -97,6 +97,9 @@ def test_not_a_pointsam_checkpoint(tmp_path):
         infer_config({"x": torch.zeros(1)})
 
 
-def test_no_checkpoint_explains():
-    with pytest.raises(CheckpointError, match="official Point-SAM weights"):
+def test_missing_default_model_explains(monkeypatch, tmp_path):
+    import pointsam.checkpoint as ckpt
+
+    monkeypatch.setattr(ckpt, "default_model_path", lambda: tmp_path / "default_model.safetensors")
+    with pytest.raises(CheckpointError, match="bundled default model is missing"):
         load_model(None)

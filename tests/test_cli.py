@@ -75,9 +75,9 @@ def test_refuses_to_overwrite_and_reports_errors(ckpt, tmp_path, capsys):
     assert main(["segment", str(EXAMPLE), "--checkpoint", str(ckpt), "--out",
                  str(tmp_path / "z.ply")]) == 2
     assert "at least one click" in capsys.readouterr().err
-    assert main(["segment", str(EXAMPLE), "--point-index", "1", "--out",
-                 str(tmp_path / "z.ply")]) == 2
-    assert "official Point-SAM weights" in capsys.readouterr().err
+    assert main(["segment", str(EXAMPLE), "--point-index", "1", "--checkpoint",
+                 str(tmp_path / "nope.safetensors"), "--out", str(tmp_path / "z.ply")]) == 2
+    assert "nope.safetensors" in capsys.readouterr().err
 
 
 def test_console_script_runs(ckpt, tmp_path):

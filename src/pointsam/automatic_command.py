@@ -23,7 +23,7 @@ def add_everything_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", type=Path, required=True,
                     help="output: .ply (input points + integer 'label' field), .npy (labels) or "
                     ".json (mask records with point indices)")
-    ev.add_argument("--checkpoint", type=Path, help="model weights (.safetensors)")
+    ev.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled small model)")
     ev.add_argument("--config", default="large", help="large, giant, base or auto (default large)")
     ev.add_argument("--num-prompts", type=int, default=256,
                     help="FPS prompt points (default 256; the paper uses 1024 for scenes)")

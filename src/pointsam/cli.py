@@ -39,8 +39,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="positive click on point number I of the input")
     seg.add_argument("--negative-index", type=int, action="append", default=[], metavar="I",
                      help="negative click on point number I of the input")
-    seg.add_argument("--checkpoint", type=Path, help="model weights (.safetensors), e.g. the "
-                     "official Point-SAM model.safetensors")
+    seg.add_argument("--checkpoint", type=Path, help="model weights, e.g. the official Point-SAM "
+                     "model.safetensors (default: the bundled small model)")
     seg.add_argument("--config", default="large",
                      help="architecture: large, giant, base or auto (default: large)")
     seg.add_argument("--out", type=Path, required=True,

@@ -25,7 +25,7 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
     an.add_argument("input", type=Path, help="point cloud or mesh (.ply .las .laz .pcd .npy .npz .xyz "
                     ".txt .obj .glb ...)")
     an.add_argument("--checkpoint", type=Path, help="model weights (.safetensors); default: the "
-                    "bundled model, where one ships")
+                    "bundled small model")
     an.add_argument("--config", default="large", help="architecture: large, giant, base or auto "
                     "(default large; a config stored in the checkpoint wins)")
     an.add_argument("--labels", type=Path, help="annotation file (default: INPUT.pointsam.json beside "

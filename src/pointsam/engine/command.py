@@ -24,7 +24,7 @@ def add_engine_parser(sub: argparse._SubParsersAction) -> None:
     en.add_argument("--sam-checkpoint", type=Path, required=True,
                     help="local folder of a transformers SAM model (config.json + weights)")
     en.add_argument("--out", type=Path, required=True, help="dataset folder to create or resume")
-    en.add_argument("--checkpoint", type=Path, help="Point-SAM weights (.safetensors)")
+    en.add_argument("--checkpoint", type=Path, help="Point-SAM weights (default: the bundled small model)")
     en.add_argument("--config", default="large", help="Point-SAM architecture (default large)")
     en.add_argument("--name", help="dataset name (default: the --out folder name)")
     en.add_argument("--views", type=int, default=6, help="cameras per mesh (default 6)")

@@ -19,7 +19,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
         "per class. Writes results.json, report.md and iou_vs_clicks.png into --out.",
     )
     ev.add_argument("dataset", type=Path, help="pointsam dataset folder (see `pointsam convert`)")
-    ev.add_argument("--checkpoint", type=Path, help="model weights (.safetensors)")
+    ev.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled small model)")
     ev.add_argument("--config", default="large", help="large, giant, base or auto (default large)")
     ev.add_argument("--out", type=Path, required=True, help="folder for the report")
     ev.add_argument("--split", help="evaluate only this split of dataset.json (e.g. val)")

@@ -36,7 +36,7 @@ def add_fewshot_parser(sub: argparse._SubParsersAction) -> None:
     fs.add_argument("--split", help="use only this split of dataset.json")
     fs.add_argument("--shots", type=int, required=True, help="labelled training shapes per category")
     fs.add_argument("--checkpoint", type=Path,
-                    help="model weights (.safetensors); default: the bundled model, if there is one")
+                    help="model weights (default: the bundled small model)")
     fs.add_argument("--config", default="large", help="large, giant, base or auto (default large)")
     fs.add_argument("--categories", nargs="+", metavar="CAT", help="only these categories")
     fs.add_argument("--part-level", type=_level, default=None, metavar="auto|N",
