@@ -86,3 +86,8 @@ def run_everything(args: argparse.Namespace) -> None:
     print(f"{len(records)} masks covering {covered:,} of {cloud.num_points:,} points "
           f"({100 * covered / cloud.num_points:.1f}%) in {time.perf_counter() - start:.1f} s "
           f"-> {args.out}")
+    if len(records) < 3:
+        print(f"pointsam: note: few candidates reached --pred-iou-thresh {args.pred_iou_thresh} and "
+              f"--stability-thresh {args.stability_thresh}; lower them (e.g. 0.3 and 0.5), and for the "
+              "bundled small model, whose scores run low, prefer the official checkpoint",
+              file=sys.stderr)
