@@ -14,6 +14,22 @@ DATA = SHARED / "data"
 
 torch.set_num_threads(2)
 
+# A tiny random Point-SAM (about 0.1M parameters) for tests that need a real model but not real weights.
+TINY_CONFIG_KW = dict(
+    vit_width=64, vit_depth=2, vit_heads=2, embed_dim=32, decoder_heads=2, decoder_mlp_dim=64,
+    vit_img_size=1, vit_patch_size=1, vit_num_classes=1, patch_embed_dim=64, pointnet_hidden=(16, 32),
+    num_patches=32, patch_size=16,
+)
+
+
+def tiny_model(seed: int = 3):
+    """The tiny random Point-SAM built from `seed`, in eval mode."""
+    from pointsam.modeling.config import PointSAMConfig
+    from pointsam.modeling.point_sam import build_model
+
+    torch.manual_seed(seed)
+    return build_model(PointSAMConfig.base(**TINY_CONFIG_KW)).eval()
+
 
 def require(path: Path) -> Path:
     """Skip the test with a clear message when a shared file is absent."""

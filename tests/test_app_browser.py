@@ -15,14 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from pointsam.checkpoint import load_model, save_model
 from pointsam.io import read_point_cloud
-from pointsam.modeling import PointSAMConfig, build_model
 from pointsam.predictor import PointCloudPredictor
 
-from conftest import DATA, REPO, require
+from conftest import DATA, REPO, require, tiny_model
 
 SAMPLE = DATA / "samples" / "tiko_10000_points.ply"
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -47,13 +45,6 @@ def _need_browser():
             pytest.fail(reason + ": .ci/run installs both, so CI must run this test")
         pytest.skip(reason)
 
-
-def tiny_model(seed: int = 3):
-    torch.manual_seed(seed)
-    return build_model(PointSAMConfig.base(
-        vit_width=64, vit_depth=2, vit_heads=2, embed_dim=32, decoder_heads=2, decoder_mlp_dim=64,
-        vit_img_size=1, vit_patch_size=1, vit_num_classes=1, patch_embed_dim=64, pointnet_hidden=(16, 32),
-        num_patches=32, patch_size=16)).eval()
 
 
 def start_server(args: list[str]) -> tuple[subprocess.Popen, str]:

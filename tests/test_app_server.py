@@ -9,28 +9,19 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 from plyfile import PlyData
 
 from pointsam.app.server import MASK_BIT, MAX_BODY, AnnotateApp, bind, url_of
 from pointsam.app.session import AnnotationSession
 from pointsam.cli import main
 from pointsam.io import read_point_cloud
-from pointsam.modeling import PointSAMConfig, build_model
 from pointsam.predictor import PointCloudPredictor
 
-from conftest import DATA, require
+from conftest import DATA, require, tiny_model
 
 SAMPLE = DATA / "samples" / "tiko_10000_points.ply"
 A, B = 9999, 2500  # see test_app_session: A's best mask (500 points) lies partly inside B's 2nd candidate
 
-
-def tiny_model(seed: int = 3):
-    torch.manual_seed(seed)
-    return build_model(PointSAMConfig.base(
-        vit_width=64, vit_depth=2, vit_heads=2, embed_dim=32, decoder_heads=2, decoder_mlp_dim=64,
-        vit_img_size=1, vit_patch_size=1, vit_num_classes=1, patch_embed_dim=64, pointnet_hidden=(16, 32),
-        num_patches=32, patch_size=16)).eval()
 
 
 @pytest.fixture(scope="module")

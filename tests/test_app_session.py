@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from plyfile import PlyData
 
 from pointsam.app.export import export_session, planned_exports
@@ -15,23 +14,14 @@ from pointsam.app.session import AnnotationSession, OverlapError
 from pointsam.app.sidecar import decode_indices, default_sidecar, encode_indices
 from pointsam.errors import FileFormatError, InputError
 from pointsam.io import read_point_cloud, write_labels
-from pointsam.modeling import PointSAMConfig, build_model
 from pointsam.predictor import PointCloudPredictor
 
-from conftest import DATA, require
+from conftest import DATA, require, tiny_model
 
 SAMPLE = DATA / "samples" / "tiko_10000_points.ply"
 MESH = DATA / "partnet_mobility" / "KitchenPot" / "100693" / "textured_objs" / "original-9.obj"
 A, B = 9999, 2500  # clicked points: with this model, the mask of A lies partly inside a candidate of B
 
-
-def tiny_model(seed: int = 3):
-    """A tiny random Point-SAM (this seed gives partial masks on the sample, not all-or-nothing)."""
-    torch.manual_seed(seed)
-    return build_model(PointSAMConfig.base(
-        vit_width=64, vit_depth=2, vit_heads=2, embed_dim=32, decoder_heads=2, decoder_mlp_dim=64,
-        vit_img_size=1, vit_patch_size=1, vit_num_classes=1, patch_embed_dim=64, pointnet_hidden=(16, 32),
-        num_patches=32, patch_size=16)).eval()
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,11 @@ from pointsam.checkpoint import save_model
 from pointsam.cli import main
 from pointsam.data.dataset import DatasetWriter, LabelledCloud, PointCloudDataset
 
+from conftest import TINY_CONFIG_KW
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "partnet_mobility"
 MESH = DATA / "Faucet" / "1280"
 pytestmark = pytest.mark.skipif(not MESH.is_dir(), reason=f"shared meshes not found: {DATA}")
-TINY = dict(vit_width=64, vit_depth=2, vit_heads=2, embed_dim=32, decoder_heads=2, decoder_mlp_dim=64,
-            vit_img_size=1, vit_patch_size=1, vit_num_classes=1, patch_embed_dim=64,
-            pointnet_hidden=(16, 32), num_patches=32, patch_size=16)
 # a random SAM and Point-SAM agree on nothing: accept every consistent-enough proposal
 LENIENT = ["--pred-iou-thresh", "-100", "--stability-thresh", "0", "--iou-threshold", "0",
            "--refine-threshold", "0", "--min-on-object", "0", "--min-pixels", "4"]
@@ -33,7 +32,7 @@ def models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
-    save_model(build_model(PointSAMConfig.base(**TINY)), root / "psam.safetensors")
+    save_model(build_model(PointSAMConfig.base(**TINY_CONFIG_KW)), root / "psam.safetensors")
     tiny_sam(seed=0).save_pretrained(root / "sam")
     return root
 

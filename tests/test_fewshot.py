@@ -30,11 +30,10 @@ from pointsam.fewshot import (
 )
 from pointsam.fewshot.features import capture_blocks
 
+from conftest import TINY_CONFIG_KW
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PARTNET = DATA / "partnet_mobility"
-TINY = dict(vit_width=64, vit_depth=2, vit_heads=2, embed_dim=32, decoder_heads=2, decoder_mlp_dim=64,
-            vit_img_size=1, vit_patch_size=1, vit_num_classes=1, patch_embed_dim=64,
-            pointnet_hidden=(16, 32), num_patches=32, patch_size=16)
 FAST = HeadConfig(hidden=64, dropout=0.1, epochs=80, lr=3e-3, points_per_shape=1024)
 
 
@@ -48,7 +47,7 @@ def need(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
-    return build_model(PointSAMConfig.base(**TINY)).eval()
+    return build_model(PointSAMConfig.base(**TINY_CONFIG_KW)).eval()
 
 
 @pytest.fixture(scope="module")

@@ -204,23 +204,10 @@ def _convert(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pointsam` command."""
     args = _build_parser().parse_args(argv)
+    runners = {"segment": _segment, "convert": _convert, "eval": run_eval, "everything": run_everything,
+               "train": run_train, "engine": run_engine, "annotate": run_annotate, "fewshot": run_fewshot}
     try:
-        if args.command == "segment":
-            _segment(args)
-        elif args.command == "convert":
-            _convert(args)
-        elif args.command == "eval":
-            run_eval(args)
-        elif args.command == "everything":
-            run_everything(args)
-        elif args.command == "train":
-            run_train(args)
-        elif args.command == "engine":
-            run_engine(args)
-        elif args.command == "annotate":
-            run_annotate(args)
-        elif args.command == "fewshot":
-            run_fewshot(args)
+        runners[args.command](args)
     except (PointSAMError, FileExistsError, FileNotFoundError) as exc:
         print(f"pointsam: error: {exc}", file=sys.stderr)
         return 2
