@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from pointsam.automatic import mask_nms
 from pointsam.engine.fusion import FusedCloud
-from pointsam.engine.sam2d import Segmenter2D, mask_nms
+from pointsam.engine.sam2d import Segmenter2D
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pointsam.automatic import mask_nms, stability_score
 from pointsam.errors import CheckpointError, InputError
 
 PIXEL_MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, as SAM's image processor
@@ -59,26 +60,6 @@ class ProposalSettings:
     nms_thresh: float = 0.7
     min_area: int = 16
     batch: int = 64
-
-
-def stability_score(logits: torch.Tensor, offset: float) -> torch.Tensor:
-    """SAM's stability: IoU of the masks thresholded at +offset and -offset (last two dims)."""
-    inner = (logits > offset).flatten(-2).sum(-1).float()
-    outer = (logits > -offset).flatten(-2).sum(-1).float()
-    return inner / outer.clamp(min=1)
-
-
-def mask_nms(masks: np.ndarray, scores: np.ndarray, iou_thresh: float) -> list[int]:
-    """Greedy NMS on (M, ...) boolean masks by mask IoU, best score first; returns kept indices."""
-    flat = masks.reshape(len(masks), -1).astype(np.float32)
-    area = flat.sum(1)
-    inter = flat @ flat.T
-    iou = inter / np.maximum(area[:, None] + area[None] - inter, 1)
-    keep: list[int] = []
-    for i in np.argsort(-scores, kind="stable"):
-        if all(iou[i, j] <= iou_thresh for j in keep):
-            keep.append(int(i))
-    return keep
 
 
 def load_sam(path: str | Path, device: str | torch.device | None = None):
@@ -198,7 +179,7 @@ class SamSegmenter:
             low, iou = self._decode(view, pts, torch.ones(len(pts), 1, dtype=torch.int64), None, True)
             logits = self._upscale(low).flatten(0, 1)
             iou = iou.flatten()
-            keep = (iou > s.pred_iou_thresh) & (stability_score(logits, s.stability_offset)
+            keep = (iou > s.pred_iou_thresh) & (stability_score(logits.flatten(-2), s.stability_offset)
                                                >= s.stability_score_thresh)
             binary = logits[keep] > 0
             area = binary.flatten(1).sum(1)
@@ -208,5 +189,5 @@ class SamSegmenter:
         if not masks or sum(len(m) for m in masks) == 0:
             return []
         all_masks, all_scores = np.concatenate(masks), np.concatenate(scores)
-        keep = mask_nms(all_masks, all_scores, s.nms_thresh)
+        keep = mask_nms(all_masks.reshape(len(all_masks), -1), all_scores, s.nms_thresh)
         return [(all_masks[i], float(all_scores[i])) for i in keep]
