@@ -155,7 +155,9 @@ def _segment(args: argparse.Namespace) -> None:
     t1 = time.perf_counter()
     model = load_model(args.checkpoint, config=args.config, device=args.device)
     t2 = time.perf_counter()
-    _say(f"loaded model ({args.config}) in {t2 - t1:.1f} s on {next(model.parameters()).device}")
+    name = args.checkpoint.name if args.checkpoint else "bundled default model"
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    _say(f"loaded {name} ({params:.1f}M parameters) in {t2 - t1:.1f} s on {next(model.parameters()).device}")
     predictor = PointCloudPredictor(model)
     predictor.set_point_cloud(cloud.xyz, cloud.rgb, num_patches=args.num_patches,
                               patch_size=args.patch_size, progress=lambda m: _say(m + " ..."))
