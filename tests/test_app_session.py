@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
+from pointsam.app import sidecar
 from pointsam.app.export import export_session, planned_exports
 from pointsam.app.session import AnnotationSession, OverlapError
 from pointsam.app.sidecar import decode_indices, default_sidecar, encode_indices
@@ -196,12 +197,27 @@ def test_bad_input_is_refused_clearly(session):
 def test_point_set_encoding_and_default_sidecar(tmp_path, monkeypatch):
     idx = np.array([0, 7, 8, 9999])
     assert np.array_equal(decode_indices(encode_indices(idx, 10_000), 10_000), idx)
-    with pytest.raises(ValueError, match="expected 9"):
+    with pytest.raises(ValueError, match=r"more bits than expected \(9,"):
         decode_indices(encode_indices(idx, 10_000), 9)
-    cloud_file = tmp_path / "a.ply"
-    assert default_sidecar(cloud_file) == tmp_path / "a.ply.pointsam.json"
-    monkeypatch.chdir(tmp_path)
-    assert default_sidecar(require(SAMPLE)) == tmp_path / "tiko_10000_points.ply.pointsam.json"  # read-only
+    with pytest.raises(ValueError, match="expected 20000"):
+        decode_indices(encode_indices(idx, 10_000), 20_000)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    writable = tmp_path / "mine"
+    writable.mkdir()
+    assert default_sidecar(writable / "a.ply") == writable / "a.ply.pointsam.json"
+    # a folder marked read-only (made here, so the test holds as root and as a user): the current folder
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    try:
+        assert default_sidecar(readonly / "a.ply") == work / "a.ply.pointsam.json"
+    finally:
+        readonly.chmod(0o755)
+    # a folder this user may not write to, whatever its mode bits say (e.g. another user's)
+    monkeypatch.setattr(sidecar.os, "access", lambda path, mode: False)
+    assert default_sidecar(writable / "a.ply") == work / "a.ply.pointsam.json"
 
 
 def test_export_ply_npy_json(session, cloud, tmp_path):

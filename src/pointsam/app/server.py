@@ -1,14 +1,25 @@
 """The annotation web server: bundled static page + a small JSON/binary API over one session.
 
-Standard library only (`ThreadingHTTPServer`). Safety: only the package's own static files and the named
-cloud are served (static files come from a fixed table built at start-up, so no request path ever reaches
-the file system); request bodies are small JSON objects (size-limited); the Host header must name the
-server when it binds to a loopback address (no DNS rebinding) and cross-site POSTs are refused.
+Standard library only (`ThreadingHTTPServer`). The security model (also in the README):
+
+- it binds to 127.0.0.1 unless told otherwise; static files come from a fixed table built at start-up
+  (no request path ever reaches the file system) and the only data served is the named cloud;
+- every request must name this server in its Host header (loopback names, the bound address, the address
+  the client connected to, the machine's host name: no DNS rebinding, whatever the bind address), a
+  browser's Origin must be this same server (no cross-site requests), and every /api request must carry
+  the per-launch token of the printed URL (`?token=...`; the page sends it as the X-PointSAM-Token header);
+- request bodies are small flat JSON objects (64 KB, integers of at most 18 digits, no deep nesting);
+- every refused or failed request closes its connection, as does any request whose body was not read, so
+  an unread body can never be parsed as a second request;
+- responses are built under the session lock and written outside it; sockets time out (30 s) and at most
+  64 connections are served at once (more wait briefly, then get 503).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import socket
 import sys
 import threading
@@ -16,12 +27,13 @@ import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from pointsam.app.export import export_session, planned_exports
-from pointsam.app.session import AnnotationSession, OverlapError
+from pointsam.app.session import AnnotationSession, OverlapError, SaveError
 from pointsam.errors import PointSAMError
 from pointsam.io import PointCloud
 from pointsam.io.pointcloud import rgb_to_uint8
@@ -31,11 +43,18 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
                  ".css": "text/css; charset=utf-8", ".md": "text/plain; charset=utf-8",
                  "": "text/plain; charset=utf-8"}
 MAX_BODY = 64 * 1024
+MAX_INT_DIGITS = 18
 DEFAULT_DISPLAY_POINTS = 1_000_000
 MASK_BIT = 1 << 30
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::", "")
+TOKEN_HEADER = "X-PointSAM-Token"
+SOCKET_TIMEOUT = 30.0
+MAX_CONNECTIONS = 64
+SLOT_WAIT = 2.0  # seconds a new connection waits for a free slot before it gets 503
+REQUEST_QUEUE_SIZE = 128
 
 
 class HTTPError(Exception):
@@ -166,11 +185,86 @@ def _field(body: dict, key: str, kind: type, default=...):
     return value
 
 
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise HTTPError(400, f"number {text[:12]}... in the JSON body has over {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def parse_body(raw: bytes) -> dict:
+    """A request body as a JSON object; `HTTPError` 400 with a clear message for anything else."""
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_int=_bounded_int)
+    except RecursionError:
+        raise HTTPError(400, "malformed JSON body: nested too deeply") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPError(400, f"malformed JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise HTTPError(400, "the JSON body must be an object")
+    return body
+
+
+def split_host(value: str) -> tuple[str, int] | None:
+    """A Host header or URL authority as (lower-case name, port; 80 when absent), None when malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        name, rest = value[:end + 1], value[end + 1:]
+    else:
+        name, sep, rest = value.partition(":")
+        rest = sep + rest
+    if not name:
+        return None
+    if not rest:
+        return name, 80
+    digits = rest[1:]
+    if rest[0] != ":" or not (digits.isascii() and digits.isdigit()) or len(digits) > 5:
+        return None
+    return name, int(digits)
+
+
+def _bracket(address: str) -> str:
+    address = address.lower().split("%")[0]  # no IPv6 zone index
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
+def host_names(host: str, extra: tuple[str, ...] | list[str] = ()) -> set[str]:
+    """Names a Host header may give for a server bound to `host` (besides the address connected to)."""
+    names = {"localhost", "127.0.0.1", "[::1]"}
+    if host not in WILDCARD:
+        names.add(_bracket(host))
+    if host not in LOOPBACK and not host.startswith("127."):  # reachable from other machines
+        hostname = socket.gethostname().lower()
+        short = hostname.split(".")[0]
+        names |= {hostname, short, f"{short}.local"}
+    names |= {_bracket(h) for h in extra}
+    names.discard("")
+    return names
+
+
+class Response(NamedTuple):
+    """A complete answer: status, body bytes, content type and extra headers."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict | None = None
+
+
+def _json_response(status: int, payload: dict) -> Response:
+    return Response(status, json.dumps(payload).encode("utf-8"), "application/json")
+
+
 class Handler(BaseHTTPRequestHandler):
     """Routes requests to the `AnnotateApp` bound as `self.server.app`."""
 
     server_version = "pointsam"
     protocol_version = "HTTP/1.1"
+    timeout = SOCKET_TIMEOUT  # per socket read/write: an idle or stalled client lets go of its thread
 
     @property
     def app(self) -> AnnotateApp:
@@ -181,157 +275,220 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # quiet: the terminal shows errors only
         pass
 
-    # ------------------------------------------------------------------------------ sending
+    # ------------------------------------------------------------------------- one request
 
-    def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    def _respond(self, action) -> None:
+        """Check the request, run `action` (which returns a `Response`), write the answer."""
+        self._body_read = False
+        try:
+            self._check_request()
+            response = action()
+        except Exception as exc:
+            response = self._error_response(exc)
+        self._write(response)
 
-    def _json(self, status: int, payload: dict) -> None:
-        self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
+    def _error_response(self, exc: Exception) -> Response:
+        if isinstance(exc, HTTPError):
+            return _json_response(exc.status, {"error": str(exc), **exc.extra})
+        if isinstance(exc, OverlapError):
+            return self._error_response(
+                HTTPError(409, str(exc), overlap={str(k): v for k, v in exc.overlaps.items()}))
+        if isinstance(exc, FileExistsError):
+            return self._error_response(HTTPError(409, str(exc), exists=True))
+        if isinstance(exc, SaveError):
+            return self._error_response(HTTPError(500, str(exc), not_saved=True))
+        if isinstance(exc, PointSAMError | OSError):
+            return self._error_response(HTTPError(400, str(exc)))
+        traceback.print_exc(file=sys.stderr)  # answer the page, and leave the details in the terminal
+        return self._error_response(HTTPError(500, f"internal error: {type(exc).__name__}: {exc}"))
 
-    def _error(self, exc: HTTPError) -> None:
-        if exc.status == 413:
-            self.close_connection = True  # the unread body must not be parsed as a request
-        self._json(exc.status, {"error": str(exc), **exc.extra})
+    def _body_settled(self) -> bool:
+        """True when nothing of this request's body is left unread on the connection."""
+        if self._body_read:
+            return True
+        length = self.headers.get("Content-Length")
+        return not self.headers.get("Transfer-Encoding") and (length is None or length.strip() == "0")
+
+    def _write(self, response: Response) -> None:
+        """Send the answer; refused requests and unread bodies close the connection (no smuggling)."""
+        close = response.status >= 400 or not self._body_settled()
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Referrer-Policy", "no-referrer")
+            for key, value in (response.headers or {}).items():
+                self.send_header(key, value)
+            if close:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except OSError:  # the client went away or stopped reading (timeout): drop it
+            pass
+        finally:
+            if close:
+                self.close_connection = True
 
     # ------------------------------------------------------------------------------ checks
 
-    def _check_origin(self) -> None:
-        allowed = self.server.allowed_hosts
-        if allowed is None:
-            return
-        host = self.headers.get("Host", "")
-        if host not in allowed:
+    def _check_request(self) -> None:
+        server = self.server
+        hosts = self.headers.get_all("Host") or []
+        host = hosts[0] if len(hosts) == 1 else ""
+        if not server.host_allowed(host, self.connection.getsockname()[0]):
             raise HTTPError(403, f"unexpected Host header {host!r}: open the URL the server printed")
         origin = self.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc not in allowed:
-            raise HTTPError(403, f"cross-site request from {origin!r} refused")
+        if origin is not None:
+            parts = urlsplit(origin)
+            if parts.scheme != "http" or split_host(parts.netloc) != split_host(host):
+                raise HTTPError(403, f"cross-site request from {origin!r} refused")
+        api = urlsplit(self.path).path.startswith("/api/")
+        if api and not server.token_ok(self.headers.get(TOKEN_HEADER)):
+            raise HTTPError(403, "missing or wrong access token: open the exact URL the server printed "
+                            "(it ends in ?token=...)")
 
     def _read_json(self) -> dict:
         if self.headers.get("Transfer-Encoding"):
             raise HTTPError(411, "send the body with a Content-Length, not chunked")
-        length = self.headers.get("Content-Length")
-        if length is None:
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             raise HTTPError(411, "a Content-Length header is required")
-        try:
-            size = int(length)
-        except ValueError:
-            raise HTTPError(400, f"bad Content-Length {length!r}") from None
-        if size < 0 or size > MAX_BODY:
+        text = lengths[0].strip()
+        if len(lengths) > 1 or not (text.isascii() and text.isdigit()) or len(text) > 12:
+            raise HTTPError(400, f"bad Content-Length {', '.join(lengths)[:40]!r}")
+        size = int(text)
+        if size > MAX_BODY:
             raise HTTPError(413, f"request body of {size} bytes is over the {MAX_BODY}-byte limit")
-        raw = self.rfile.read(size) if size else b""
+        try:
+            raw = self.rfile.read(size) if size else b""
+        except OSError:
+            raise HTTPError(408, "the request body did not arrive in time") from None
+        if len(raw) != size:
+            raise HTTPError(400, f"request body ended after {len(raw)} of {size} bytes")
+        self._body_read = True
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if raw and ctype != "application/json":
             raise HTTPError(415, f"send JSON (Content-Type: application/json), got {ctype or 'none'!r}")
-        if not raw:
-            return {}
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HTTPError(400, f"malformed JSON body: {exc}") from None
-        if not isinstance(body, dict):
-            raise HTTPError(400, "the JSON body must be an object")
-        return body
+        return parse_body(raw)
 
     # ----------------------------------------------------------------------------- methods
 
-    def _guard(self, action) -> None:
-        try:
-            self._check_origin()
-            action()
-        except HTTPError as exc:
-            self._error(exc)
-        except OverlapError as exc:
-            self._error(HTTPError(409, str(exc), overlap={str(k): v for k, v in exc.overlaps.items()}))
-        except FileExistsError as exc:
-            self._error(HTTPError(409, str(exc), exists=True))
-        except (PointSAMError, OSError) as exc:
-            self._error(HTTPError(400, str(exc)))
-        except Exception as exc:  # answer the page, and leave the details in the terminal
-            traceback.print_exc(file=sys.stderr)
-            self._error(HTTPError(500, f"internal error: {type(exc).__name__}: {exc}"))
-
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        self._guard(self._get)
+        self._respond(self._get)
 
     def do_HEAD(self) -> None:  # noqa: N802
-        self._guard(self._get)
+        self._respond(self._get)
 
     def do_POST(self) -> None:  # noqa: N802
-        self._guard(self._post)
+        self._respond(self._post)
 
     def _not_allowed(self) -> None:
-        self._error(HTTPError(405, f"method {self.command} is not allowed"))
+        self._respond(self._refuse_method)
+
+    def _refuse_method(self) -> Response:
+        raise HTTPError(405, f"method {self.command} is not allowed")
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
 
-    def _get(self) -> None:
+    def _get(self) -> Response:
         path = urlsplit(self.path).path
         app = self.app
         if path in app.static:
             file = app.static[path]
             headers = {"Content-Security-Policy": CSP} if file.suffix == ".html" else None
-            self._send(200, file.read_bytes(), CONTENT_TYPES[file.suffix], headers)
-            return
-        if path.startswith("/api/cloud/"):
-            self._send(200, app.binary(path[len("/api/cloud/"):]), "application/octet-stream")
-            return
-        with app.lock:
-            if path == "/api/state":
-                self._json(200, app.state())
-            elif path == "/api/view":
-                self._send(200, app.view(), "application/octet-stream",
-                           {"X-Revision": str(app.session.revision)})
-            else:
-                raise HTTPError(404, f"not found: {path}")
+            return Response(200, file.read_bytes(), CONTENT_TYPES[file.suffix], headers)
+        if path.startswith("/api/cloud/"):  # the display copy never changes: no lock needed
+            return Response(200, app.binary(path[len("/api/cloud/"):]), "application/octet-stream")
+        if path == "/api/state":
+            with app.lock:  # built under the lock, written outside it: a slow reader blocks nobody
+                return _json_response(200, app.state())
+        if path == "/api/view":
+            with app.lock:
+                body, revision = app.view(), app.session.revision
+            return Response(200, body, "application/octet-stream", {"X-Revision": str(revision)})
+        raise HTTPError(404, f"not found: {path}")
 
-    def _post(self) -> None:
+    def _post(self) -> Response:
         route = urlsplit(self.path).path
         body = self._read_json()
         if not route.startswith("/api/"):
             raise HTTPError(405 if route in self.app.static else 404, f"cannot POST to {route}")
-        with self.app.lock:
-            self._json(200, self.app.post(route, body))
+        app = self.app
+        with app.lock:
+            return _json_response(200, app.post(route, body))
+
+
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 54\r\n"
+        b"Retry-After: 1\r\nConnection: close\r\n\r\n"
+        b'{"error": "too many connections; retry in a moment"}\r\n')
 
 
 class Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer holding the app; IPv6 when the host is an IPv6 address."""
+    """ThreadingHTTPServer holding the app: bounded connections, Host names, the per-launch token."""
 
     daemon_threads = True
+    block_on_close = False  # Ctrl+C never waits for a stalled client
+    request_queue_size = REQUEST_QUEUE_SIZE
 
-    def __init__(self, address: tuple[str, int], app: AnnotateApp | None) -> None:
+    def __init__(self, address: tuple[str, int], app: AnnotateApp | None, *, token: str | None = None,
+                 allowed_hosts: tuple[str, ...] | list[str] = (),
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.app = app  # None until loaded: requests get 503
-        self.allowed_hosts: set[str] | None = None
+        self.token = token or secrets.token_urlsafe(24)
+        self.host_names = host_names(address[0], allowed_hosts)
+        self.slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, Handler)
 
+    def host_allowed(self, host: str, local_address: str) -> bool:
+        """The Host header names this server: a known name, or the address the client connected to."""
+        parsed = split_host(host)
+        return parsed is not None and (parsed[0] in self.host_names or parsed[0] == _bracket(local_address))
 
-def bind(app: AnnotateApp | None, host: str = "127.0.0.1", port: int = 0) -> Server:
-    """Bind a server for `app` on host:port (0 = any free port); loopback hosts get Host-header checks."""
-    server = Server((host, port), app)
-    real_port = server.server_address[1]
-    if host in LOOPBACK or host.startswith("127."):
-        names = {host, "localhost", "127.0.0.1", "[::1]"}
-        names = {f"[{n}]" if ":" in n and not n.startswith("[") else n for n in names}
-        server.allowed_hosts = {f"{n}:{real_port}" for n in names}
-    return server
+    def token_ok(self, given: str | None) -> bool:
+        """The request carries this launch's token (compared in constant time)."""
+        return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                                         self.token.encode("ascii"))
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(timeout=SLOT_WAIT):
+            try:
+                request.settimeout(1.0)
+                request.sendall(BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+def bind(app: AnnotateApp | None, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
+         allowed_hosts: tuple[str, ...] | list[str] = ()) -> Server:
+    """Bind a server for `app` on host:port (0 = any free port), with a fresh token unless one is given.
+
+    Host/Origin checks hold for every bind address; `allowed_hosts` adds names (e.g. a DNS name of this
+    machine) a Host header may use."""
+    return Server((host, port), app, token=token, allowed_hosts=allowed_hosts)
 
 
 def url_of(server: Server) -> str:
-    """The address to open in a browser."""
+    """The address to open in a browser, with the access token."""
     host, port = server.server_address[:2]
     if server.address_family == socket.AF_INET6:
-        host = f"[{host}]"
+        host = "[::1]" if host == "::" else f"[{host}]"
     elif host == "0.0.0.0":
         host = "127.0.0.1"
-    return f"http://{host}:{port}/"
+    return f"http://{host}:{port}/?token={server.token}"

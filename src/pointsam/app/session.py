@@ -3,11 +3,14 @@
 Pure Python + numpy; the model is reached only through a predictor's `predict` (see
 `pointsam.predictor.PointCloudPredictor`), so the whole model is unit-testable without a browser.
 Every change is saved to the sidecar at once, pending clicks included: a crash loses nothing but a click
-whose decode had not finished.
+whose decode had not finished. A change whose save fails is undone (`SaveError`), so what the user sees is
+always what is on disk. A mask takes at most `MAX_CLICKS` clicks, which bounds the replay of pending clicks
+when a session is resumed.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ from pointsam.io.palette import label_colors
 OVERLAP_POLICIES = ("keep", "replace")
 MAX_NAME_LENGTH = 100
 DEFAULT_CLASS = "object"
+MAX_CLICKS = 100  # per mask: far more than any real refinement; bounds decode cost and resume replay
+MAX_OBJECT_ID = 2**30 - 1  # ids are int32 per point, and the page's view protocol uses bit 30 for the mask
 
 
 class Predictor(Protocol):
@@ -39,6 +44,10 @@ class Predictor(Protocol):
     def predict(self, point_coords=None, point_labels=None, mask_input=None, multimask_output=True,
                 return_logits=False, *, point_indices=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ...
+
+
+class SaveError(PointSAMError):
+    """The sidecar could not be written; the change was undone."""
 
 
 class OverlapError(PointSAMError):
@@ -82,6 +91,24 @@ class LabelledObject:
     indices: np.ndarray
 
 
+def _atomic(method):
+    """A session change that is saved at once: when it fails (its save included) the session is put back
+    as it was before, so memory never holds a change the sidecar does not."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if not kwargs.get("save", True):  # replaying a sidecar: nothing to roll back to
+            return method(self, *args, **kwargs)
+        snapshot = self._snapshot()
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self._rollback(snapshot)
+            raise
+
+    return wrapper
+
+
 def clean_text(value, what: str, default: str) -> str:
     """A name or class as given by a person: a string, trimmed, printable, at most 100 characters."""
     if value is None:
@@ -94,6 +121,13 @@ def clean_text(value, what: str, default: str) -> str:
     if len(text) > MAX_NAME_LENGTH:
         raise InputError(f"{what} is longer than {MAX_NAME_LENGTH} characters")
     return text or default
+
+
+def _object_id(value) -> int:
+    oid = int(value)
+    if not 1 <= oid <= MAX_OBJECT_ID:
+        raise ValueError(f"object id {str(oid)[:20]} is outside 1..{MAX_OBJECT_ID}")
+    return oid
 
 
 class AnnotationSession:
@@ -128,7 +162,8 @@ class AnnotationSession:
 
     def _restore(self, doc: dict) -> None:
         where = self.path
-        info = doc.get("input") or {}
+        info = doc.get("input")
+        info = info if isinstance(info, dict) else {}
         if info.get("num_points") != self.num_points or info.get("fingerprint") != self.fingerprint:
             raise FileFormatError(
                 f"{where} belongs to another cloud ({info.get('name', '?')}, "
@@ -139,17 +174,27 @@ class AnnotationSession:
             self.classes = [clean_text(c, "class", DEFAULT_CLASS) for c in doc.get("classes", [])]
             for entry in doc.get("objects", []):
                 indices = decode_indices(entry["points"], self.num_points)
-                obj = LabelledObject(int(entry["id"]), clean_text(entry["name"], "name", ""),
+                obj = LabelledObject(_object_id(entry["id"]), clean_text(entry["name"], "name", ""),
                                      clean_text(entry["class"], "class", DEFAULT_CLASS), indices)
-                if obj.id <= 0 or obj.id in self.objects or (self.owner[indices] != 0).any():
+                if obj.id in self.objects or (self.owner[indices] != 0).any():
                     raise ValueError(f"object {obj.id} repeats an id or shares points with another object")
                 if obj.label not in self.classes:
                     self.classes.append(obj.label)
                 self.objects[obj.id] = obj
                 self.owner[indices] = obj.id
-            self.next_id = max(int(doc.get("next_id", 1)), max(self.objects, default=0) + 1)
-            pending = [(int(i), bool(p), int(s)) for i, p, s in doc.get("pending", [])]
-        except (KeyError, TypeError, ValueError, InputError) as exc:
+            next_id = int(doc.get("next_id", 1))
+            if not 1 <= next_id <= MAX_OBJECT_ID + 1:
+                raise ValueError(f"next_id {str(next_id)[:20]} is outside 1..{MAX_OBJECT_ID + 1}")
+            self.next_id = max(next_id, max(self.objects, default=0) + 1)
+            pending = doc.get("pending", [])
+            if not isinstance(pending, list):
+                raise ValueError("'pending' must be a list of clicks")
+            if len(pending) > MAX_CLICKS:
+                raise ValueError(
+                    f"{len(pending)} pending clicks, but a mask takes at most {MAX_CLICKS}; delete the "
+                    "\"pending\" list from the file to open its accepted objects")
+            pending = [(int(i), bool(p), int(s)) for i, p, s in pending]
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, InputError) as exc:
             raise FileFormatError(f"{where}: damaged annotation file: {exc}") from exc
         for index, positive, selected in pending:  # replay the unaccepted clicks (deterministic)
             try:
@@ -183,8 +228,11 @@ class AnnotationSession:
         prev = self.steps[upto - 1]
         return prev.logits[prev.selected]
 
+    @_atomic
     def click(self, index, positive: bool = True, *, save: bool = True) -> Step:
         """Add a click on point `index` and decode: 3 candidates for the first click, then a refinement."""
+        if len(self.steps) >= MAX_CLICKS:
+            raise InputError(f"a mask takes at most {MAX_CLICKS} clicks: accept it, undo or clear")
         if isinstance(index, bool) or not isinstance(index, int | np.integer):
             raise InputError(f"point index must be an integer, got {index!r}")
         if not 0 <= int(index) < self.num_points:
@@ -213,6 +261,7 @@ class AnnotationSession:
             step.logits = np.concatenate([step.logits, logits])
             step.scores = np.concatenate([step.scores, scores])
 
+    @_atomic
     def cycle(self, *, save: bool = True) -> int:
         """Show the next candidate mask (a refinement's 3 alternatives are decoded on first use)."""
         self._add_alternatives()
@@ -221,6 +270,7 @@ class AnnotationSession:
         self._changed(save)
         return step.selected
 
+    @_atomic
     def select_candidate(self, k, *, save: bool = True) -> None:
         """Choose candidate `k` (0 = the most confident) of the latest click."""
         step = self._require_step()
@@ -233,6 +283,7 @@ class AnnotationSession:
         step.selected = int(k)
         self._changed(save)
 
+    @_atomic
     def undo(self) -> None:
         """Take back the latest click (and its mask)."""
         if not self.steps:
@@ -240,6 +291,7 @@ class AnnotationSession:
         self.redo_steps.append(self.steps.pop())
         self._changed()
 
+    @_atomic
     def redo(self) -> None:
         """Put back the click taken back last."""
         if not self.redo_steps:
@@ -247,6 +299,7 @@ class AnnotationSession:
         self.steps.append(self.redo_steps.pop())
         self._changed()
 
+    @_atomic
     def clear(self) -> None:
         """Drop every click of the mask being built."""
         self.steps.clear()
@@ -262,6 +315,7 @@ class AnnotationSession:
 
     # ------------------------------------------------------------------------------ objects
 
+    @_atomic
     def accept(self, name=None, label=None, overlap: str | None = None) -> LabelledObject:
         """Turn the current mask into a new object; `overlap` says who gets points of other objects."""
         mask = self.current_mask()
@@ -270,6 +324,8 @@ class AnnotationSession:
         if overlap is not None and overlap not in OVERLAP_POLICIES:
             raise InputError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
         oid = self.next_id
+        if oid > MAX_OBJECT_ID:
+            raise InputError(f"no object ids left (at most {MAX_OBJECT_ID}); export and start a new file")
         name = clean_text(name, "name", f"object {oid}")
         label = clean_text(label, "class", DEFAULT_CLASS)
         indices = np.flatnonzero(mask).astype(np.int64)
@@ -306,6 +362,7 @@ class AnnotationSession:
             raise InputError(f"no object with id {oid!r}")
         return self.objects[int(oid)]
 
+    @_atomic
     def update_object(self, oid, name=None, label=None) -> LabelledObject:
         """Rename an object and/or change its class."""
         obj = self._object(oid)
@@ -318,6 +375,7 @@ class AnnotationSession:
         self._changed()
         return obj
 
+    @_atomic
     def delete_object(self, oid) -> None:
         """Delete an object; its points become unlabelled (its id is never reused)."""
         obj = self._object(oid)
@@ -339,11 +397,10 @@ class AnnotationSession:
     def class_labels(self) -> np.ndarray:
         """(N,) int32 class id per point (see `class_ids`), -1 where unlabelled."""
         ids = self.class_ids()
-        lut = np.full(self.next_id, -1, dtype=np.int32)
-        for obj in self.objects.values():
-            lut[obj.id] = ids[obj.label]
-        lut[0] = -1
-        return lut[self.owner]
+        out = np.full(self.num_points, -1, dtype=np.int32)
+        for obj in self.objects.values():  # objects never share points
+            out[obj.indices] = ids[obj.label]
+        return out
 
     # -------------------------------------------------------------------------- persistence
 
@@ -374,8 +431,35 @@ class AnnotationSession:
         }
 
     def save(self) -> None:
-        """Write the sidecar atomically."""
-        write_sidecar(self.path, self.document())
+        """Write the sidecar atomically; `SaveError` (with the reason) when it cannot be written."""
+        try:
+            write_sidecar(self.path, self.document())
+        except OSError as exc:
+            raise SaveError(
+                f"could not save the annotations to {self.path} ({exc.strerror or exc}): that change was "
+                "undone; free some space or fix the folder's permissions, then try again"
+            ) from exc
+
+    def _snapshot(self) -> tuple:
+        """What a change may touch, to put back if it fails (the owner map is rebuilt from the objects)."""
+        steps = [(s, s.logits, s.scores, s.selected) for s in (*self.steps, *self.redo_steps)]
+        objects = [(o, o.name, o.label, o.indices) for o in self.objects.values()]
+        return (steps, len(self.steps), objects, list(self.classes), self.next_id, self.revision,
+                dict(self._encoded))
+
+    def _rollback(self, snapshot: tuple) -> None:
+        steps, num_steps, objects, classes, next_id, revision, encoded = snapshot
+        for step, logits, scores, selected in steps:
+            step.logits, step.scores, step.selected = logits, scores, selected
+        self.steps = [s for s, *_ in steps[:num_steps]]
+        self.redo_steps = [s for s, *_ in steps[num_steps:]]
+        for obj, name, label, indices in objects:
+            obj.name, obj.label, obj.indices = name, label, indices
+        self.objects = {o.id: o for o, *_ in objects}
+        self.owner[:] = 0
+        for obj in self.objects.values():
+            self.owner[obj.indices] = obj.id
+        self.classes, self.next_id, self.revision, self._encoded = classes, next_id, revision, encoded
 
     def state(self) -> dict:
         """A JSON-ready summary for the user interface."""

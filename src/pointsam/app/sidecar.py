@@ -16,14 +16,19 @@ from pointsam.io.writers import atomic_output
 
 FORMAT = "pointsam-annotation"
 VERSION = 1
+MAX_SIDECAR_BYTES = 256 * 1024 * 1024  # far above any real session (objects are compressed bitmasks)
+
+
+def folder_is_writable(folder: Path) -> bool:
+    """The folder may be written to and is not marked read-only (root may write anywhere, but a folder
+    whose mode bits say read-only is meant to stay clean)."""
+    return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
 
 
 def default_sidecar(input_path: Path) -> Path:
     """`INPUT.pointsam.json` beside the input, or in the current folder when that folder is read-only."""
     beside = input_path.with_name(input_path.name + ".pointsam.json")
-    folder = input_path.resolve().parent
-    # the mode bits too: root may write anywhere, but a folder marked read-only is meant to stay clean
-    if os.access(folder, os.W_OK) and folder.stat().st_mode & 0o222:
+    if folder_is_writable(input_path.resolve().parent):
         return beside
     return Path.cwd() / beside.name
 
@@ -44,13 +49,23 @@ def encode_indices(indices: np.ndarray, num_points: int) -> str:
 
 
 def decode_indices(text: str, num_points: int) -> np.ndarray:
-    """Inverse of `encode_indices`: sorted int64 point indices."""
+    """Inverse of `encode_indices`: sorted int64 point indices. Inflates at most the expected size, so a
+    zlib bomb is refused without being inflated."""
+    expected = (num_points + 7) // 8
     try:
-        packed = np.frombuffer(zlib.decompress(base64.b64decode(text, validate=True)), dtype=np.uint8)
+        inflater = zlib.decompressobj()
+        data = inflater.decompress(base64.b64decode(text, validate=True), expected + 1)
+        if len(data) <= expected:
+            data += inflater.flush()
     except (ValueError, TypeError, zlib.error) as exc:
         raise ValueError(f"undecodable point set ({exc})") from exc
-    if packed.size != (num_points + 7) // 8:
-        raise ValueError(f"point set holds {packed.size * 8} bits, expected {num_points}")
+    if len(data) > expected:
+        raise ValueError(f"point set holds more bits than expected ({num_points}, one per point)")
+    if not inflater.eof:
+        raise ValueError("undecodable point set (truncated data)")
+    if len(data) != expected:
+        raise ValueError(f"point set holds {len(data) * 8} bits, expected {num_points} (one per point)")
+    packed = np.frombuffer(data, dtype=np.uint8)
     return np.flatnonzero(np.unpackbits(packed)[:num_points]).astype(np.int64)
 
 
@@ -65,10 +80,18 @@ def write_sidecar(path: Path, document: dict) -> None:
 
 
 def read_sidecar(path: Path) -> dict:
-    """Read and sanity-check a sidecar; a clear `FileFormatError` when it is not one."""
+    """Read and sanity-check a sidecar; a clear `FileFormatError` when it is not one (or is too big)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read the annotation file ({exc})") from exc
+    if size > MAX_SIDECAR_BYTES:
+        raise FileFormatError(
+            f"{path}: {size:,} bytes is over the {MAX_SIDECAR_BYTES // 2**20} MB limit of an annotation "
+            "file; it is damaged or not one: move it away or pass another --labels FILE")
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         raise FileFormatError(
             f"{path}: not a readable pointsam annotation file ({exc}); move it away or pass another "
             "--labels FILE"

@@ -10,8 +10,12 @@ const PICK_RADIUS_PX = 10;
 
 // ------------------------------------------------------------------------------------------- server
 
+// The per-launch access token of the URL the server printed (?token=...), sent with every API request.
+const TOKEN = new URLSearchParams(window.location.search).get('token') || '';
+
 async function request(path, options = {}) {
-  const response = await fetch(path, options);
+  const headers = { ...(options.headers || {}), 'X-PointSAM-Token': TOKEN };
+  const response = await fetch(path, { ...options, headers });
   if (!response.ok) {
     let data = {};
     try { data = await response.json(); } catch { data = { error: `HTTP ${response.status}` }; }
