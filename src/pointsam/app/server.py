@@ -264,6 +264,7 @@ class Handler(BaseHTTPRequestHandler):
 
     server_version = "pointsam"
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # even an answer to a garbled request line has a status line
     timeout = SOCKET_TIMEOUT  # per socket read/write: an idle or stalled client lets go of its thread
 
     @property

@@ -434,9 +434,9 @@ class AnnotationSession:
         """Write the sidecar atomically; `SaveError` (with the reason) when it cannot be written."""
         try:
             write_sidecar(self.path, self.document())
-        except OSError as exc:
+        except (OSError, PointSAMError) as exc:
             raise SaveError(
-                f"could not save the annotations to {self.path} ({exc.strerror or exc}): that change was "
+                f"could not save the annotations to {self.path} ({exc}): that change was "
                 "undone; free some space or fix the folder's permissions, then try again"
             ) from exc
 
