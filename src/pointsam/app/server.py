@@ -469,6 +469,11 @@ class Server(ThreadingHTTPServer):
             self.slots.release()
             raise
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away is no error worth a traceback; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
     def process_request_thread(self, request, client_address) -> None:
         try:
             super().process_request_thread(request, client_address)
