@@ -442,9 +442,12 @@ def test_normalize_rgb_to_unit() -> None:
     unit = np.array([[0.0, 0.5, 1.0]])
     np.testing.assert_allclose(normalize_rgb_to_unit(unit), unit)
     assert normalize_rgb_to_unit(unit).dtype == np.float32
-    np.testing.assert_allclose(normalize_rgb_to_unit(np.array([[0.0, 51.0, 255.0]])),
-                               [[0, 0.2, 1]])
-    for bad in (np.array([[0.0, 0.5, 300.0]]), np.array([[-1.0, 0, 0]]), np.zeros((3, 2))):
+    np.testing.assert_allclose(normalize_rgb_to_unit(np.array([[0, 51, 255]])), [[0, 0.2, 1]])
+    # the one colour rule: floats are 0..1, the same as set_point_cloud (preprocessing.colors_to_unit)
+    with pytest.raises(InputError, match="look like 0..255"):
+        normalize_rgb_to_unit(np.array([[0.0, 51.0, 255.0]]))
+    for bad in (np.array([[0.0, 0.5, 300.0]]), np.array([[-1.0, 0, 0]]), np.zeros((3, 2)),
+                np.array([[0, 0, 256]])):
         with pytest.raises(InputError):
             normalize_rgb_to_unit(bad)
 
@@ -493,7 +496,7 @@ def test_corrupt_files(tmp_path: Path) -> None:
     _expect_error(tmp_path / "two.npy", r"\(N, 3\+\)")
     write_labels(tmp_path / "a.laz", xyz, labels.clip(0))
     (tmp_path / "b.laz").write_bytes((tmp_path / "a.laz").read_bytes()[:400])
-    _expect_error(tmp_path / "b.laz", "not a valid LAS")
+    _expect_error(tmp_path / "b.laz", "truncated or corrupt")
     (tmp_path / "c.pcd").write_text("VERSION .7\nFIELDS x y z\nSIZE 4 4\n")
     _expect_error(tmp_path / "c.pcd", "not a valid PCD")
     np.savez(tmp_path / "d.npz", foo=xyz)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -60,15 +61,50 @@ def load_geometry(path: Path) -> trimesh.Trimesh | trimesh.PointCloud:
 
 def _load_quietly(path: Path) -> trimesh.parent.Geometry:
     """Call trimesh.load, silencing its chatter about missing textures, wrapping its errors."""
+    ext = path.suffix.lower()
+    text = _sniff(path, ext)
     log = logging.getLogger("trimesh")
     level = log.level
     log.setLevel(logging.ERROR)
     try:
-        return trimesh.load(path, file_type=path.suffix.lower().lstrip("."), process=False)
-    except Exception as exc:
-        raise FileFormatError(f"{path}: cannot read the mesh: {exc}") from exc
+        if text is None:
+            return trimesh.load(path, file_type=ext.lstrip("."), process=False)
+        # text that is not UTF-8 (e.g. Latin-1 comments): hand trimesh UTF-8, textures still found
+        resolver = trimesh.resolvers.FilePathResolver(str(path))
+        return trimesh.load(io.BytesIO(text.encode("utf-8")), file_type=ext.lstrip("."),
+                            resolver=resolver, process=False)
+    except Exception as exc:  # also ImportError: trimesh guesses encodings with optional modules
+        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, ImportError) else str(exc)
+        raise FileFormatError(f"{path}: cannot read the mesh (corrupt {ext} file?): {reason}") from exc
     finally:
         log.setLevel(level)
+
+
+def _sniff(path: Path, ext: str) -> str | None:
+    """Refuse bytes that cannot be a text OBJ/OFF or an STL; returns re-decoded text for non-UTF-8."""
+    if ext not in (".obj", ".off", ".stl"):
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    size = path.stat().st_size
+    if ext == ".stl":
+        if size >= 84:
+            triangles = int.from_bytes(head[80:84], "little")
+            if size == 84 + 50 * triangles:
+                return None  # binary STL
+        if not head.lstrip().lower().startswith(b"solid"):
+            raise FileFormatError(
+                f"{path}: not a valid STL file: neither binary (its {size:,} bytes do not match "
+                "84 + 50 bytes per triangle) nor ASCII (no 'solid' at the start)")
+    if b"\x00" in head:
+        raise FileFormatError(f"{path}: not a valid {ext} file: it holds binary data, not text")
+    try:
+        head.decode("utf-8")
+        return None
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the read window
+            return path.read_bytes().decode("latin-1")
+        return None
 
 
 def sample_mesh(mesh: trimesh.Trimesh, n: int, seed: int = 0) -> PointCloud:

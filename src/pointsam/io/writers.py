@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +12,12 @@ from plyfile import PlyData, PlyElement
 from pointsam.errors import FileFormatError, InputError
 from pointsam.io.palette import label_colors
 from pointsam.io.pointcloud import PointCloud, coords_dtype, rgb_to_uint8
+from pointsam.preprocessing import check_xyz
+from pointsam.utils.files import atomic_output, current_umask
+
+__all__ = ["atomic_output", "write_labels", "write_mesh_labels", "write_ply"]
+
+_current_umask = current_umask  # old private name, kept for code that imported it
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = {"x", "y", "z", "red", "green", "blue"}
@@ -27,41 +29,9 @@ _LAS_UPGRADE = {0: 6, 1: 6, 2: 7, 3: 7, 4: 9, 5: 10}
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success move it into place with os.replace."""
-    path = Path(path)
-    if path.is_dir():
-        raise FileFormatError(f"{path}: is a directory, not a file name")
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; pass overwrite=True (--overwrite on the command line) "
-            "to replace it"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                                dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _check_xyz(xyz: np.ndarray) -> np.ndarray:
-    xyz = np.asarray(xyz)
-    if xyz.ndim != 2 or xyz.shape[1] != 3 or xyz.dtype.kind not in "iuf":
-        raise InputError(f"xyz must be a numeric (N, 3) array, got {xyz.dtype} {xyz.shape}")
-    return xyz
+    """`preprocessing.check_xyz` for writers: NaN points may be written where the format allows."""
+    return check_xyz(xyz, finite=False)
 
 
 def _check_labels(labels: np.ndarray, n: int, what: str = "labels") -> np.ndarray:
