@@ -163,13 +163,17 @@ def test_ply_with_float_colours_and_diffuse_names(tmp_path: Path) -> None:
 def test_las_round_trip(tmp_path: Path, ext: str) -> None:
     xyz, rgb, labels = _cloud()
     path = tmp_path / f"out{ext}"
-    write_labels(path, xyz, labels, rgb)
+    assert write_labels(path, xyz, labels, rgb) == "label"
     cloud = read_point_cloud(path)
     assert cloud.xyz.dtype == np.float64
     np.testing.assert_allclose(cloud.xyz, xyz, atol=1e-6)
     np.testing.assert_array_equal(cloud.rgb, rgb)
-    np.testing.assert_array_equal(cloud.extra["classification"], np.where(labels < 0, 0, labels))
+    np.testing.assert_array_equal(cloud.fields["label"], labels)  # an extra-bytes dimension
+    np.testing.assert_array_equal(cloud.extra["classification"], 0)  # untouched unless asked
     assert laspy.read(path).header.version.minor == 4
+    write_labels(path, xyz, labels, rgb, classification_from_labels=True, overwrite=True)
+    np.testing.assert_array_equal(read_point_cloud(path).extra["classification"],
+                                  np.where(labels < 0, 0, labels))
 
 
 def test_las_source_copy_and_upgrade(tmp_path: Path) -> None:
@@ -191,14 +195,16 @@ def test_las_source_copy_and_upgrade(tmp_path: Path) -> None:
     assert source.xyz.dtype == np.float64 and source.xyz[:, 0].min() > 499_999
     np.testing.assert_array_equal(source.rgb, np.full((n, 3), 255))
     labels = np.arange(n) % 50  # > 31 needs a 1.4 point format
-    write_labels(tmp_path / "out.las", source.xyz, labels, source=source)
+    write_labels(tmp_path / "out.las", source.xyz, labels, source=source,
+                 classification_from_labels=True)
     out = laspy.read(tmp_path / "out.las")
     assert out.point_format.id == 7
     np.testing.assert_array_equal(np.asarray(out.classification), labels)
     np.testing.assert_array_equal(np.asarray(out.intensity), np.arange(n))
     np.testing.assert_allclose(read_point_cloud(tmp_path / "out.las").xyz, source.xyz)
     with pytest.raises(InputError, match="0..255"):
-        write_labels(tmp_path / "bad.las", source.xyz, labels + 250, source=source)
+        write_labels(tmp_path / "bad.las", source.xyz, labels + 250, source=source,
+                     classification_from_labels=True)
 
 
 @pytest.mark.parametrize("encoding", list(pypcd4.Encoding))
@@ -424,13 +430,14 @@ def test_writers_refuse_to_overwrite(tmp_path: Path) -> None:
         assert path.read_bytes() == b"precious"
         call(path, True)
         assert path.read_bytes() != b"precious"
-    assert sorted(os.listdir(tmp_path)) == sorted(calls)  # no temporary files left
+    # no temporary files left; the labelled mesh has its legend beside it
+    assert sorted(os.listdir(tmp_path)) == sorted([*calls, "d.legend.json"])
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     xyz, _, _ = _cloud(10)
     with pytest.raises(InputError):
-        write_labels(tmp_path / "x.las", xyz, np.full(10, 999))
+        write_labels(tmp_path / "x.las", xyz, np.full(10, 999), classification_from_labels=True)
     with pytest.raises(InputError, match="extension"):
         write_labels(tmp_path / "x.foo", xyz, np.zeros(10, int))
     assert os.listdir(tmp_path) == []
