@@ -32,8 +32,10 @@ __all__ = [
 MAX_COORDINATE = 1e150
 # Points sampled (strided, deterministic) to check that normalisation keeps points apart.
 _RESOLUTION_SAMPLE = 4096
-# A far point counts as an outlier when it lies this many times farther than the median distance.
+# A far point counts as an outlier when it lies this many times farther than the median distance;
+# outliers are refused when they shrink the rest of the cloud below this fraction of the sphere.
 _OUTLIER_FACTOR = 1e3
+_SPECK = 1e-4
 
 
 def as_numpy(x, name: str) -> np.ndarray:
@@ -178,29 +180,27 @@ def normalize_points(xyz) -> np.ndarray:
 
 
 def _check_resolution(xyz64: np.ndarray, norm: Normalization) -> None:
-    """Refuse a cloud whose distinct points merge once normalised to float32, saying why."""
+    """Refuse a cloud that a few far outliers squeeze into a speck of the unit sphere, or whose
+    distinct points merge once normalised to float32, saying why."""
     step = max(1, xyz64.shape[0] // _RESOLUTION_SAMPLE)
-    sample = xyz64[::step]
-    raw = np.unique(sample, axis=0).shape[0]
-    if raw < 3:
+    distinct = np.unique(xyz64[::step], axis=0)  # duplicates would hide the cloud's spread
+    if distinct.shape[0] < 3:
         return  # too few distinct points anyway: the consumer says so in its own terms
-    merged = np.unique(norm.apply(sample), axis=0).shape[0]
-    middle = np.median(sample, axis=0)
+    middle = np.median(distinct, axis=0)
+    half = float(np.median(np.sqrt(((distinct - middle) ** 2).sum(axis=1))))
     dist = np.sqrt(((xyz64 - middle) ** 2).sum(axis=1))
-    half = float(np.median(dist))
     far = float(dist.max())
     outliers = int((dist > _OUTLIER_FACTOR * half).sum()) if half > 0 else 0
-    if merged >= 3 and not (merged * 2 < raw and outliers):
-        return
-    if outliers:
+    merged = np.unique(norm.apply(distinct), axis=0).shape[0]
+    if outliers and half < _SPECK * far:
         raise InputError(
             f"{outliers} point(s) lie far from the rest of the cloud (the farthest at {far:.3g} from "
             f"its median point, while half of the points lie within {half:.3g}); scaled into the "
-            f"unit sphere, the other points can no longer be told apart ({raw} distinct positions "
-            f"become {merged}). Remove the outliers, e.g. points farther than "
-            f"{_OUTLIER_FACTOR * half:.3g} from the median point"
+            "unit sphere, the rest of the cloud would shrink to a speck. Remove the outliers, e.g. "
+            f"points farther than {_OUTLIER_FACTOR * half:.3g} from the median point"
         )
-    raise InputError(
-        f"the cloud's points are too close together for its extent ({raw} distinct positions "
-        f"become {merged} once scaled into the unit sphere); check the units and remove outliers"
-    )
+    if merged < 3:
+        raise InputError(
+            f"the cloud's points are too close together for its extent ({distinct.shape[0]} distinct "
+            f"positions become {merged} once scaled into the unit sphere); check the units"
+        )

@@ -138,16 +138,47 @@ def read_ply(path: Path) -> PlyContents:
     return contents
 
 
+_TYPE_SIZES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2,
+               "uint16": 2, "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4,
+               "double": 8, "float64": 8}
+
+
 def _check_header(head: bytes, path: Path) -> None:
-    """Refuse, before parsing, a file that is not PLY or whose header never ends."""
+    """Refuse, before parsing, a file that is not PLY, whose header never ends, or whose element
+    counts cannot fit in the file (a corrupt or hostile header would make the parser allocate them)."""
     if not head.startswith(b"ply"):
         raise FileFormatError(f"{path}: not a PLY file (it does not start with 'ply')")
-    if b"end_header" not in head:
-        size = len(head)
-        if size >= MAX_HEADER_BYTES:
+    end = head.find(b"end_header")
+    if end < 0:
+        if len(head) >= MAX_HEADER_BYTES:
             raise FileFormatError(f"{path}: no 'end_header' in the first {MAX_HEADER_BYTES:,} bytes: "
                                   "the PLY header is corrupt (or absurdly long)")
         raise FileFormatError(f"{path}: the PLY header has no 'end_header' line (truncated file?)")
+    lines = head[:end].decode("ascii", "replace").splitlines()
+    ascii_format = any(ln.split()[:2] == ["format", "ascii"] for ln in lines if ln.strip())
+    elements: list[list] = []  # [name, count, min bytes per row]
+    for line in lines:
+        words = line.split()
+        if len(words) == 3 and words[0] == "element":
+            try:
+                elements.append([words[1], int(words[2]), 0])
+            except ValueError as exc:
+                raise FileFormatError(f"{path}: bad PLY element line {line.strip()!r}") from exc
+        elif words[:1] == ["property"] and elements:
+            # ascii: at least "0 " per value; binary: the type's size (a list: its count's size)
+            if words[1:2] == ["list"]:
+                type_name = words[2] if len(words) > 2 else ""
+            else:
+                type_name = words[1] if len(words) > 1 else ""
+            size = _TYPE_SIZES.get(type_name, 1)
+            elements[-1][2] += 2 if ascii_format else size
+    available = path.stat().st_size - end
+    needed = sum(count * max(row, 1) for _, count, row in elements)
+    if any(count < 0 for _, count, _ in elements) or needed > available:
+        counts = ", ".join(f"{count:,} {name}" for name, count, _ in elements)
+        raise FileFormatError(f"{path}: the PLY header promises {counts} (at least {needed:,} bytes) "
+                              f"but the file holds {max(available, 0):,} bytes after the header: "
+                              "truncated file or corrupt header")
 
 
 def _read_faces(data: np.ndarray, num_vertices: int, path: Path, out: PlyContents) -> None:
