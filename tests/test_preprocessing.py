@@ -100,6 +100,13 @@ def test_unit_sphere_errors_say_what_is_wrong() -> None:
             fit_unit_sphere(np.array([[1e300, 0, 0], [-1e300, 0, 0], [0, 1e300, 0]]))
 
 
+def test_training_normalisation_never_refuses_a_cloud() -> None:
+    np.testing.assert_array_equal(normalize_points(np.full((4, 3), 7.0)), np.zeros((4, 3)))
+    outlier = _cloud(100)
+    outlier[0] = 1e12
+    assert np.isfinite(normalize_points(outlier)).all()
+
+
 def test_unit_sphere_keeps_ordinary_far_points() -> None:
     # a LiDAR-like scene: a dense object plus sparse points 100x farther away is fine
     rng = np.random.default_rng(1)

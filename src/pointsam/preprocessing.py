@@ -150,11 +150,12 @@ class Normalization:
         return np.asarray(coords, dtype=np.float64) * self.scale + self.center
 
 
-def fit_unit_sphere(xyz) -> Normalization:
+def fit_unit_sphere(xyz, *, check: bool = True) -> Normalization:
     """Centre on the mean and scale by the largest distance (float64), as the official model expects.
 
-    Refuses, with the reason, clouds whose points all coincide, whose distances overflow, or whose
-    points a few far outliers squeeze together (they could no longer be told apart in float32).
+    With `check` (inference), refuses with the reason clouds whose points all coincide, whose
+    distances overflow, or that a few far outliers squeeze into a speck of the sphere. Without it
+    (training, which must not stop on one odd cloud) a cloud of one point gets scale 1.
     """
     xyz64 = np.asarray(xyz, dtype=np.float64)
     if xyz64.ndim != 2 or xyz64.shape[1] != 3 or xyz64.shape[0] == 0:
@@ -162,6 +163,8 @@ def fit_unit_sphere(xyz) -> Normalization:
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, in words
         center = xyz64.mean(axis=0)
         scale = float(np.sqrt(((xyz64 - center) ** 2).sum(axis=1).max()))
+    if not check:
+        return Normalization(center, scale if scale > 0 else 1.0)
     if not np.isfinite(scale):
         raise InputError(
             f"the cloud's extent overflows float64 (coordinates up to {np.abs(xyz64).max():.3g}); "
@@ -175,8 +178,9 @@ def fit_unit_sphere(xyz) -> Normalization:
 
 
 def normalize_points(xyz) -> np.ndarray:
-    """Unit-sphere coordinates as float64 (training's view of `fit_unit_sphere`)."""
-    return fit_unit_sphere(xyz).apply(xyz, np.float64)
+    """Unit-sphere coordinates as float64, never refusing a cloud (training's view of
+    `fit_unit_sphere`; a cloud of one repeated point becomes all zeros)."""
+    return fit_unit_sphere(xyz, check=False).apply(xyz, np.float64)
 
 
 def _check_resolution(xyz64: np.ndarray, norm: Normalization) -> None:
