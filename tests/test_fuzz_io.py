@@ -10,7 +10,7 @@ import pytest
 import trimesh
 
 from pointsam.errors import FileFormatError, InputError
-from pointsam.io import check_output, read_point_cloud, write_labels
+from pointsam.io import check_output, read_point_cloud, write_labels, write_mesh_labels
 from pointsam.preprocessing import check_xyz, fit_unit_sphere
 
 
@@ -99,7 +99,18 @@ def test_output_over_a_mesh_input_is_refused(tmp_path: Path) -> None:
     cloud = read_point_cloud(mesh_path, mesh_samples=50)
     with pytest.raises(InputError, match="is the input file"):
         check_output(mesh_path, overwrite=True, kind="mesh", source=cloud)
+    # the writers refuse too, for callers that skipped the early check
+    with pytest.raises(InputError, match="is the input mesh"):
+        write_mesh_labels(mesh_path, cloud.mesh, np.zeros(12, int), overwrite=True,
+                          source_path=mesh_path)
     assert mesh_path.read_bytes() == before
+    ply_mesh = tmp_path / "part.ply"
+    trimesh.creation.box().export(ply_mesh)
+    before = ply_mesh.read_bytes()
+    cloud = read_point_cloud(ply_mesh, mesh_samples=50)
+    with pytest.raises(InputError, match="is the input file"):
+        write_labels(ply_mesh, cloud.xyz, np.ones(50, bool), source=cloud, overwrite=True)
+    assert ply_mesh.read_bytes() == before
 
 
 def test_output_in_an_unwritable_place(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +47,18 @@ def mesh_legend(face_labels: np.ndarray) -> dict:
 
 def write_mesh_labels(
     path: str | Path, mesh: trimesh.Trimesh, face_labels: np.ndarray, overwrite: bool = False,
-    *, legend: bool = True,
+    *, legend: bool = True, source_path: str | Path | None = None,
 ) -> Path | None:
     """Write a mesh with numeric per-face labels (.ply, .obj or .glb, see the module docstring).
 
     Also writes the JSON legend beside it unless `legend=False`; returns the legend's path.
+    `source_path`, the mesh's own file, is never overwritten (it may hold textures and more).
     """
     path = Path(path)
+    if source_path is not None and path.exists() and Path(source_path).exists() and \
+            os.path.samefile(path, source_path):
+        raise InputError(f"{path} is the input mesh: writing there would lose its materials and "
+                         "anything else a labelled mesh does not hold; choose another --out")
     faces = np.asarray(mesh.faces)
     labels = np.asarray(face_labels)
     if labels.ndim != 1 or labels.shape[0] != len(faces):

@@ -38,6 +38,7 @@ __all__ = [
     "atomic_output",
     "check_output",
     "legend_path",
+    "refuse_lossy_overwrite",
     "write_labels",
     "write_mesh_labels",
     "write_ply",
@@ -87,17 +88,24 @@ def check_output(
     path = check_output_path(path, overwrite, suffixes=suffixes)
     if kind == "mesh" and path.suffix.lower() in MESH_SUFFIXES:
         check_output_path(legend_path(path), overwrite)
-    src = None if source is None else source.source
-    if src is not None and path.exists() and src.exists() and os.path.samefile(path, src):
-        fmt = _LOSSLESS.get(path.suffix.lower())
-        keeps_all = (kind == "labels" and fmt is not None and source.meta.get("format") == fmt
-                     and bool(source.meta.get("complete")) and source.face_index is None)
-        if not keeps_all:
-            raise InputError(
-                f"{path} is the input file: writing there would lose what a {path.suffix} output "
-                "cannot hold (mesh faces, other fields or elements); choose another --out"
-            )
+    refuse_lossy_overwrite(path, source, kind)
     return path
+
+
+def refuse_lossy_overwrite(path: str | Path, source: PointCloud | None, kind: str = "labels") -> None:
+    """Raise InputError if `path` is the source's own file and writing it would lose any of its data."""
+    path = Path(path)
+    src = None if source is None else source.source
+    if src is None or not path.exists() or not src.exists() or not os.path.samefile(path, src):
+        return
+    fmt = _LOSSLESS.get(path.suffix.lower())
+    keeps_all = (kind == "labels" and fmt is not None and source.meta.get("format") == fmt
+                 and bool(source.meta.get("complete")) and source.face_index is None)
+    if not keeps_all:
+        raise InputError(
+            f"{path} is the input file: writing there would lose what a {path.suffix} output "
+            "cannot hold (mesh faces, other fields or elements); choose another --out"
+        )
 
 
 # ------------------------------------------------------------------------------------ points
@@ -145,6 +153,7 @@ def write_ply(
     Returns {field name asked: property name written} (a taken name gets `_1`, `_2`...).
     """
     xyz = _check_xyz(xyz)
+    refuse_lossy_overwrite(path, source)
     columns, written = _point_columns(xyz, rgb, fields, source)
     vertex = struct(columns, len(xyz))
     meta = {} if source is None or not source.fields else source.meta
@@ -183,6 +192,7 @@ def write_labels(
     path = Path(path)
     xyz = _check_xyz(xyz)
     labels = _check_labels(labels, len(xyz))
+    refuse_lossy_overwrite(path, source)
     ext = path.suffix.lower()
     if ext not in LABEL_SUFFIXES:
         raise InputError(f"{path}: unknown extension {ext or '(none)'!r} for labels; "
