@@ -118,3 +118,26 @@ def test_output_in_an_unwritable_place(tmp_path: Path) -> None:
         pytest.skip("needs /proc (Linux)")
     with pytest.raises(FileFormatError, match="cannot write in the folder /proc"):
         check_output("/proc/pointsam/out.ply")
+
+
+def test_npz_bomb_is_refused_before_inflating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    from pointsam.io import readers
+
+    monkeypatch.setattr(readers, "MAX_INFLATED_BYTES", 1 << 20)  # 1 MiB here instead of 1 GiB: fast
+    path = tmp_path / "bomb.npz"
+    n = 4_000_000  # 48 MB of float32 zeros, about 50 KB deflated
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 3), np.float32))
+    header["shape"] = (n, 3)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("xyz.npy", "w") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            block = bytes(12 * n // 8)
+            for _ in range(8):
+                fh.write(block)
+    assert path.stat().st_size < 1_000_000
+    assert "likely zip bomb" in _error(path)
+    # an ordinary compressed cloud is read
+    np.savez_compressed(tmp_path / "ok.npz", xyz=np.random.default_rng(0).random((1000, 3)))
+    assert read_point_cloud(tmp_path / "ok.npz").num_points == 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,9 @@ XYZ_KEYS = ("xyz", "coord", "points")
 RGB_KEYS = ("rgb", "color", "colors")
 #: Refuse files whose header promises more points than this (a corrupt or hostile header).
 MAX_POINTS = 2**31 - 1
+#: An .npz may inflate past MAX_INFLATED_BYTES only up to MAX_INFLATION times its size on disk.
+MAX_INFLATED_BYTES = 1 << 30
+MAX_INFLATION = 20
 
 
 def read_point_cloud(
@@ -234,6 +238,8 @@ def _decode_packed_rgb(values: np.ndarray) -> np.ndarray:
 
 
 def _read_npy(path: Path, mesh_samples: int, seed: int) -> PointCloud:
+    if zipfile.is_zipfile(path):  # an .npz under another name
+        _check_npz_sizes(path)
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as exc:
@@ -248,6 +254,7 @@ def _read_npy(path: Path, mesh_samples: int, seed: int) -> PointCloud:
 
 
 def _read_npz(path: Path, mesh_samples: int, seed: int) -> PointCloud:
+    _check_npz_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return _cloud_from_npz(npz, path)
@@ -256,6 +263,22 @@ def _read_npz(path: Path, mesh_samples: int, seed: int) -> PointCloud:
     except Exception as exc:
         msg = f"{path}: not a valid .npz file (corrupt or pickled?): {exc}"
         raise FileFormatError(msg) from exc
+
+
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse, before inflating anything, an .npz whose arrays would inflate far beyond the file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileFormatError(f"{path}: not a valid .npz file (corrupt zip?): {exc}") from exc
+    size = path.stat().st_size
+    if inflated > MAX_INFLATED_BYTES and inflated > MAX_INFLATION * size:
+        raise FileFormatError(
+            f"{path}: its {size:,} bytes would inflate to {inflated:,} bytes of arrays "
+            f"(more than {MAX_INFLATION}x and {MAX_INFLATED_BYTES:,} bytes): refused as a likely "
+            "zip bomb; save the arrays uncompressed (np.savez) if they are real"
+        )
 
 
 def _cloud_from_npz(npz: np.lib.npyio.NpzFile, path: Path) -> PointCloud:
