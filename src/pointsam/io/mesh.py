@@ -73,9 +73,11 @@ def _load_quietly(path: Path) -> trimesh.parent.Geometry:
         resolver = trimesh.resolvers.FilePathResolver(str(path))
         return trimesh.load(io.BytesIO(text.encode("utf-8")), file_type=ext.lstrip("."),
                             resolver=resolver, process=False)
-    except Exception as exc:  # also ImportError: trimesh guesses encodings with optional modules
-        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, ImportError) else str(exc)
-        raise FileFormatError(f"{path}: cannot read the mesh (corrupt {ext} file?): {reason}") from exc
+    except ImportError as exc:  # trimesh guesses text encodings with optional modules
+        raise FileFormatError(f"{path}: cannot read the mesh: its text encoding is not recognised "
+                              f"(corrupt {ext} file?)") from exc
+    except Exception as exc:
+        raise FileFormatError(f"{path}: cannot read the mesh (corrupt {ext} file?): {exc}") from exc
     finally:
         log.setLevel(level)
 
@@ -98,13 +100,12 @@ def _sniff(path: Path, ext: str) -> str | None:
                 "84 + 50 bytes per triangle) nor ASCII (no 'solid' at the start)")
     if b"\x00" in head:
         raise FileFormatError(f"{path}: not a valid {ext} file: it holds binary data, not text")
+    data = path.read_bytes()  # trimesh reads it whole too
     try:
-        head.decode("utf-8")
+        data.decode("utf-8")
         return None
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the end of the read window
-            return path.read_bytes().decode("latin-1")
-        return None
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # legacy 8-bit text: every byte is a character
 
 
 def sample_mesh(mesh: trimesh.Trimesh, n: int, seed: int = 0) -> PointCloud:
