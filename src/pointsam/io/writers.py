@@ -150,6 +150,7 @@ def write_ply(
 ) -> dict[str, str]:
     """Write points, uchar red/green/blue, `fields` and (with `source`) every input field as PLY.
 
+    The input's own colour properties, when it has them, are written as they were instead of `rgb`.
     Returns {field name asked: property name written} (a taken name gets `_1`, `_2`...).
     """
     xyz = _check_xyz(xyz)
