@@ -126,6 +126,7 @@ def test_las_output_keeps_every_dimension(tmp_path: Path, ext: str) -> None:
     src_path = _rich_las(tmp_path / f"in{ext}")
     cloud = read_point_cloud(src_path)
     assert {"classification", "intensity", "confidence", "tree_id", "red"} <= set(cloud.fields)
+    assert list(cloud.meta["las_header"].offsets) == [500_000.0, 4_000_000.0, 0.0]
     mask = np.arange(N) % 4 == 0
     out = tmp_path / f"out{ext}"
     assert write_labels(out, cloud.xyz, mask, cloud.rgb, source=cloud, field="mask") == "mask"

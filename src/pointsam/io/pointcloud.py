@@ -28,7 +28,8 @@ class PointCloud:
     (PLY/PCD properties incl. x, y, z and colours; every LAS dimension incl. classification and
     extra bytes, with x, y, z scaled): the writers copy them through so outputs keep the user's data.
     `meta` holds what else a writer needs: `format`, `complete` (True when `fields` hold everything
-    the file stores, so writing over the file loses nothing), `comments` (PLY).
+    the file stores, so writing over the file loses nothing), `comments`/`obj_info` (PLY),
+    `las_header` (the `laspy.LasHeader`: scales, offsets, CRS and other VLRs).
     """
 
     xyz: np.ndarray

@@ -104,8 +104,7 @@ def _read_las(path: Path, mesh_samples: int, seed: int) -> PointCloud:
         msg = f"{path}: not a valid LAS/LAZ file (truncated or corrupt?): {exc or type(exc).__name__}"
         raise FileFormatError(msg) from exc
     rgb = None if channels is None else channels_to_rgb(channels, path)
-    meta = {"format": "las", "complete": True, "las_point_format": las.point_format.id,
-            "las_version": str(las.header.version)}
+    meta = {"format": "las", "complete": True, "las_header": las.header}
     return PointCloud(xyz=coords_dtype(xyz, force64=True), rgb=rgb, extra=extra, fields=fields,
                       meta=meta)
 
