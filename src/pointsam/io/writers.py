@@ -85,6 +85,9 @@ def check_output(
     suffixes = {"labels": LABEL_SUFFIXES, "mesh": MESH_SUFFIXES}.get(kind)
     if suffixes is None:
         raise InputError(f"kind must be 'labels' or 'mesh', got {kind!r}")
+    if Path(path).suffix.lower() == ".gltf":
+        raise InputError(f"{path}: .gltf output is not written (it needs side files); "
+                         "use .glb, the one-file glTF, or .obj / .ply")
     path = check_output_path(path, overwrite, suffixes=suffixes)
     if kind == "mesh" and path.suffix.lower() in MESH_SUFFIXES:
         check_output_path(legend_path(path), overwrite)
