@@ -307,3 +307,22 @@ def test_output_folder_problems_are_found_before_compute(tmp_path: Path) -> None
     blocker.write_text("x")
     with pytest.raises(FileFormatError, match="is a file"):
         check_output(blocker / "sub" / "x.ply")
+
+
+def test_fields_for_other_points_are_refused_not_dropped(tmp_path: Path) -> None:
+    cloud = read_point_cloud(_rich_ply(tmp_path / "in.ply"))
+    with pytest.raises(InputError, match=f"fields for \\[{N}\\] points but 10"):
+        write_labels(tmp_path / "o.ply", cloud.xyz[:10], np.ones(10, bool), source=cloud)
+    assert not (tmp_path / "o.ply").exists()
+
+
+def test_new_fields_never_replace_taken_names(tmp_path: Path) -> None:
+    from pointsam.io import write_ply
+
+    xyz = np.random.default_rng(0).random((5, 3)).astype(np.float32)
+    rgb = np.zeros((5, 3), np.uint8)
+    written = write_ply(tmp_path / "o.ply", xyz, rgb, {"red": np.arange(5), "a b": np.ones(5)})
+    assert written == {"red": "red_1", "a b": "a_b"}
+    vertex = _ply_vertex(tmp_path / "o.ply")
+    np.testing.assert_array_equal(vertex["red"], 0)
+    np.testing.assert_array_equal(vertex["red_1"], np.arange(5))
