@@ -73,7 +73,7 @@ def check_xyz(xyz, name: str = "xyz", *, min_points: int = 1, finite: bool = Tru
                 f"{bad[0]}); remove them first, e.g. xyz[np.isfinite(xyz).all(1)]"
             )
     if finite:
-        big = float(np.abs(arr).max(initial=0).astype(np.float64))
+        big = max(float(arr.max()), -float(arr.min()))  # no |arr| temporary for big clouds
         if big > MAX_COORDINATE:
             raise InputError(
                 f"{name} has coordinates up to {big:.3g} in magnitude: beyond {MAX_COORDINATE:g} "
