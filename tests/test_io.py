@@ -163,13 +163,17 @@ def test_ply_with_float_colours_and_diffuse_names(tmp_path: Path) -> None:
 def test_las_round_trip(tmp_path: Path, ext: str) -> None:
     xyz, rgb, labels = _cloud()
     path = tmp_path / f"out{ext}"
-    write_labels(path, xyz, labels, rgb)
+    assert write_labels(path, xyz, labels, rgb) == "label"
     cloud = read_point_cloud(path)
     assert cloud.xyz.dtype == np.float64
     np.testing.assert_allclose(cloud.xyz, xyz, atol=1e-6)
     np.testing.assert_array_equal(cloud.rgb, rgb)
-    np.testing.assert_array_equal(cloud.extra["classification"], np.where(labels < 0, 0, labels))
+    np.testing.assert_array_equal(cloud.fields["label"], labels)  # an extra-bytes dimension
+    np.testing.assert_array_equal(cloud.extra["classification"], 0)  # untouched unless asked
     assert laspy.read(path).header.version.minor == 4
+    write_labels(path, xyz, labels, rgb, classification_from_labels=True, overwrite=True)
+    np.testing.assert_array_equal(read_point_cloud(path).extra["classification"],
+                                  np.where(labels < 0, 0, labels))
 
 
 def test_las_source_copy_and_upgrade(tmp_path: Path) -> None:
@@ -191,14 +195,16 @@ def test_las_source_copy_and_upgrade(tmp_path: Path) -> None:
     assert source.xyz.dtype == np.float64 and source.xyz[:, 0].min() > 499_999
     np.testing.assert_array_equal(source.rgb, np.full((n, 3), 255))
     labels = np.arange(n) % 50  # > 31 needs a 1.4 point format
-    write_labels(tmp_path / "out.las", source.xyz, labels, source=source)
+    write_labels(tmp_path / "out.las", source.xyz, labels, source=source,
+                 classification_from_labels=True)
     out = laspy.read(tmp_path / "out.las")
     assert out.point_format.id == 7
     np.testing.assert_array_equal(np.asarray(out.classification), labels)
     np.testing.assert_array_equal(np.asarray(out.intensity), np.arange(n))
     np.testing.assert_allclose(read_point_cloud(tmp_path / "out.las").xyz, source.xyz)
     with pytest.raises(InputError, match="0..255"):
-        write_labels(tmp_path / "bad.las", source.xyz, labels + 250, source=source)
+        write_labels(tmp_path / "bad.las", source.xyz, labels + 250, source=source,
+                     classification_from_labels=True)
 
 
 @pytest.mark.parametrize("encoding", list(pypcd4.Encoding))
@@ -424,13 +430,14 @@ def test_writers_refuse_to_overwrite(tmp_path: Path) -> None:
         assert path.read_bytes() == b"precious"
         call(path, True)
         assert path.read_bytes() != b"precious"
-    assert sorted(os.listdir(tmp_path)) == sorted(calls)  # no temporary files left
+    # no temporary files left; the labelled mesh has its legend beside it
+    assert sorted(os.listdir(tmp_path)) == sorted([*calls, "d.legend.json"])
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     xyz, _, _ = _cloud(10)
     with pytest.raises(InputError):
-        write_labels(tmp_path / "x.las", xyz, np.full(10, 999))
+        write_labels(tmp_path / "x.las", xyz, np.full(10, 999), classification_from_labels=True)
     with pytest.raises(InputError, match="extension"):
         write_labels(tmp_path / "x.foo", xyz, np.zeros(10, int))
     assert os.listdir(tmp_path) == []
@@ -442,9 +449,12 @@ def test_normalize_rgb_to_unit() -> None:
     unit = np.array([[0.0, 0.5, 1.0]])
     np.testing.assert_allclose(normalize_rgb_to_unit(unit), unit)
     assert normalize_rgb_to_unit(unit).dtype == np.float32
-    np.testing.assert_allclose(normalize_rgb_to_unit(np.array([[0.0, 51.0, 255.0]])),
-                               [[0, 0.2, 1]])
-    for bad in (np.array([[0.0, 0.5, 300.0]]), np.array([[-1.0, 0, 0]]), np.zeros((3, 2))):
+    np.testing.assert_allclose(normalize_rgb_to_unit(np.array([[0, 51, 255]])), [[0, 0.2, 1]])
+    # the one colour rule: floats are 0..1, the same as set_point_cloud (preprocessing.colors_to_unit)
+    with pytest.raises(InputError, match="look like 0..255"):
+        normalize_rgb_to_unit(np.array([[0.0, 51.0, 255.0]]))
+    for bad in (np.array([[0.0, 0.5, 300.0]]), np.array([[-1.0, 0, 0]]), np.zeros((3, 2)),
+                np.array([[0, 0, 256]])):
         with pytest.raises(InputError):
             normalize_rgb_to_unit(bad)
 
@@ -479,7 +489,7 @@ def test_truncated_binary_ply(tmp_path: Path) -> None:
     path = tmp_path / "cut.ply"
     write_ply(path, xyz, rgb)
     path.write_bytes(path.read_bytes()[:-50])
-    _expect_error(path, "not a valid PLY")
+    _expect_error(path, "truncated file")
 
 
 def test_corrupt_files(tmp_path: Path) -> None:
@@ -493,7 +503,7 @@ def test_corrupt_files(tmp_path: Path) -> None:
     _expect_error(tmp_path / "two.npy", r"\(N, 3\+\)")
     write_labels(tmp_path / "a.laz", xyz, labels.clip(0))
     (tmp_path / "b.laz").write_bytes((tmp_path / "a.laz").read_bytes()[:400])
-    _expect_error(tmp_path / "b.laz", "not a valid LAS")
+    _expect_error(tmp_path / "b.laz", "truncated or corrupt")
     (tmp_path / "c.pcd").write_text("VERSION .7\nFIELDS x y z\nSIZE 4 4\n")
     _expect_error(tmp_path / "c.pcd", "not a valid PCD")
     np.savez(tmp_path / "d.npz", foo=xyz)

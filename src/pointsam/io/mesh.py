@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -60,15 +61,51 @@ def load_geometry(path: Path) -> trimesh.Trimesh | trimesh.PointCloud:
 
 def _load_quietly(path: Path) -> trimesh.parent.Geometry:
     """Call trimesh.load, silencing its chatter about missing textures, wrapping its errors."""
+    ext = path.suffix.lower()
+    text = _sniff(path, ext)
     log = logging.getLogger("trimesh")
     level = log.level
     log.setLevel(logging.ERROR)
     try:
-        return trimesh.load(path, file_type=path.suffix.lower().lstrip("."), process=False)
+        if text is None:
+            return trimesh.load(path, file_type=ext.lstrip("."), process=False)
+        # text that is not UTF-8 (e.g. Latin-1 comments): hand trimesh UTF-8, textures still found
+        resolver = trimesh.resolvers.FilePathResolver(str(path))
+        return trimesh.load(io.BytesIO(text.encode("utf-8")), file_type=ext.lstrip("."),
+                            resolver=resolver, process=False)
+    except ImportError as exc:  # trimesh guesses text encodings with optional modules
+        raise FileFormatError(f"{path}: cannot read the mesh: its text encoding is not recognised "
+                              f"(corrupt {ext} file?)") from exc
     except Exception as exc:
-        raise FileFormatError(f"{path}: cannot read the mesh: {exc}") from exc
+        raise FileFormatError(f"{path}: cannot read the mesh (corrupt {ext} file?): {exc}") from exc
     finally:
         log.setLevel(level)
+
+
+def _sniff(path: Path, ext: str) -> str | None:
+    """Refuse bytes that cannot be a text OBJ/OFF or an STL; returns re-decoded text for non-UTF-8."""
+    if ext not in (".obj", ".off", ".stl"):
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    size = path.stat().st_size
+    if ext == ".stl":
+        if size >= 84:
+            triangles = int.from_bytes(head[80:84], "little")
+            if size == 84 + 50 * triangles:
+                return None  # binary STL
+        if not head.lstrip().lower().startswith(b"solid"):
+            raise FileFormatError(
+                f"{path}: not a valid STL file: neither binary (its {size:,} bytes do not match "
+                "84 + 50 bytes per triangle) nor ASCII (no 'solid' at the start)")
+    if b"\x00" in head:
+        raise FileFormatError(f"{path}: not a valid {ext} file: it holds binary data, not text")
+    data = path.read_bytes()  # trimesh reads it whole too
+    try:
+        data.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # legacy 8-bit text: every byte is a character
 
 
 def sample_mesh(mesh: trimesh.Trimesh, n: int, seed: int = 0) -> PointCloud:

@@ -7,15 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
-from plyfile import PlyData
+from plyfile import PlyData, PlyListProperty
 
 from pointsam.errors import FileFormatError, InputError
-from pointsam.io.pointcloud import normalize_rgb_to_unit
+from pointsam.preprocessing import colors_to_unit
 
 COLOR_NAMES = (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diffuse_green",
                                                               "diffuse_blue"))
 NORMAL_NAMES = ("nx", "ny", "nz")
 FACE_LIST_NAMES = ("vertex_indices", "vertex_index")
+#: A PLY header longer than this is refused before parsing (real headers are a few KB).
+MAX_HEADER_BYTES = 1 << 20
 
 
 @dataclass
@@ -28,6 +30,10 @@ class PlyContents:
     faces: np.ndarray | None = None  # (F,3) int64 triangles, polygons fan-triangulated
     face_rgb: np.ndarray | None = None
     face_extra: dict[str, np.ndarray] = field(default_factory=dict)
+    fields: dict[str, np.ndarray] = field(default_factory=dict)  # every scalar vertex property
+    complete: bool = True  # False when the file holds more than `fields` (faces, list properties)
+    comments: list[str] = field(default_factory=list)
+    obj_info: list[str] = field(default_factory=list)
 
     def to_mesh(self) -> trimesh.Trimesh:
         """Build a trimesh (face order kept) with vertex or face colours if the file had them."""
@@ -51,7 +57,8 @@ def _as_uint8(rgb: np.ndarray) -> np.ndarray:
 
 
 def channels_to_rgb(channels: np.ndarray, path: Path) -> np.ndarray:
-    """(N,3) colour channels as stored → uint8 for integer data, float32 in [0,1] for floats."""
+    """Decode (N,3) colour channels as a file stores them: uint8 for integer data (16-bit scaled
+    down) and for floats above 1 (a 0..255 scale), float32 in [0,1] for floats up to 1."""
     if channels.dtype == np.uint8:
         return np.ascontiguousarray(channels)
     if channels.dtype.kind in "iu":
@@ -63,8 +70,11 @@ def channels_to_rgb(channels: np.ndarray, path: Path) -> np.ndarray:
         if lo >= 0 and hi <= 65535:
             return (channels >> 8).astype(np.uint8)  # 16-bit colour
         raise FileFormatError(f"{path}: colour values out of range ({lo}..{hi})")
+    if channels.size and np.isfinite(channels).all() and channels.min() >= 0 and channels.max() > 1:
+        if channels.max() <= 255:  # float channels on the 0..255 scale, as some writers store them
+            return np.clip(np.rint(channels), 0, 255).astype(np.uint8)
     try:
-        return normalize_rgb_to_unit(channels)
+        return colors_to_unit(channels)
     except InputError as exc:
         raise FileFormatError(f"{path}: bad colour values: {exc}") from exc
 
@@ -93,25 +103,82 @@ def read_ply(path: Path) -> PlyContents:
     """Parse a PLY file (ascii or binary) into vertex arrays and optional faces."""
     try:
         with open(path, "rb") as fh:
+            _check_header(fh.read(MAX_HEADER_BYTES), path)
+            fh.seek(0)
             ply = PlyData.read(fh, mmap=False)
+    except FileFormatError:
+        raise
     except Exception as exc:
-        msg = f"{path}: not a valid PLY file (truncated or corrupt?): {exc}"
+        msg = f"{path}: not a valid PLY file (truncated or corrupt?): {exc or type(exc).__name__}"
         raise FileFormatError(msg) from exc
     if "vertex" not in ply:
         raise FileFormatError(f"{path}: PLY file has no 'vertex' element")
-    vertex = ply["vertex"].data
+    element = ply["vertex"]
+    vertex = element.data
     names = vertex.dtype.names or ()
     missing = [c for c in ("x", "y", "z") if c not in names]
     if missing:
         raise FileFormatError(f"{path}: PLY vertices lack the {', '.join(missing)} properties")
+    lists = [p.name for p in element.properties if isinstance(p, PlyListProperty)]
+    bad = [c for c in ("x", "y", "z") if c in lists]
+    if bad:
+        raise FileFormatError(f"{path}: PLY vertex property {', '.join(bad)} is a list; x, y and z "
+                              "must be single numbers per vertex")
     if len(vertex) == 0:
         raise FileFormatError(f"{path}: PLY file contains no points")
     xyz = np.column_stack([vertex[c] for c in ("x", "y", "z")])
     rgb, extra = split_fields(vertex, path)
-    contents = PlyContents(xyz=xyz, rgb=rgb, extra=extra)
+    fields = {n: vertex[n] for n in names if n not in lists}
+    others = [e.name for e in ply.elements if e.name != "vertex"]
+    contents = PlyContents(xyz=xyz, rgb=rgb, extra=extra, fields=fields,
+                           complete=not lists and not others, comments=list(ply.comments),
+                           obj_info=list(ply.obj_info))
     if "face" in ply and len(ply["face"].data) > 0:
         _read_faces(ply["face"].data, len(xyz), path, contents)
     return contents
+
+
+_TYPE_SIZES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2,
+               "uint16": 2, "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4,
+               "double": 8, "float64": 8}
+
+
+def _check_header(head: bytes, path: Path) -> None:
+    """Refuse, before parsing, a file that is not PLY, whose header never ends, or whose element
+    counts cannot fit in the file (a corrupt or hostile header would make the parser allocate them)."""
+    if not head.startswith(b"ply"):
+        raise FileFormatError(f"{path}: not a PLY file (it does not start with 'ply')")
+    end = head.find(b"end_header")
+    if end < 0:
+        if len(head) >= MAX_HEADER_BYTES:
+            raise FileFormatError(f"{path}: no 'end_header' in the first {MAX_HEADER_BYTES:,} bytes: "
+                                  "the PLY header is corrupt (or absurdly long)")
+        raise FileFormatError(f"{path}: the PLY header has no 'end_header' line (truncated file?)")
+    lines = head[:end].decode("ascii", "replace").splitlines()
+    ascii_format = any(ln.split()[:2] == ["format", "ascii"] for ln in lines if ln.strip())
+    elements: list[list] = []  # [name, count, min bytes per row]
+    for line in lines:
+        words = line.split()
+        if len(words) == 3 and words[0] == "element":
+            try:
+                elements.append([words[1], int(words[2]), 0])
+            except ValueError as exc:
+                raise FileFormatError(f"{path}: bad PLY element line {line.strip()!r}") from exc
+        elif words[:1] == ["property"] and elements:
+            # ascii: at least "0 " per value; binary: the type's size (a list: its count's size)
+            if words[1:2] == ["list"]:
+                type_name = words[2] if len(words) > 2 else ""
+            else:
+                type_name = words[1] if len(words) > 1 else ""
+            size = _TYPE_SIZES.get(type_name, 1)
+            elements[-1][2] += 2 if ascii_format else size
+    available = path.stat().st_size - end
+    needed = sum(count * max(row, 1) for _, count, row in elements)
+    if any(count < 0 for _, count, _ in elements) or needed > available:
+        counts = ", ".join(f"{count:,} {name}" for name, count, _ in elements)
+        raise FileFormatError(f"{path}: the PLY header promises {counts} (at least {needed:,} bytes) "
+                              f"but the file holds {max(available, 0):,} bytes after the header: "
+                              "truncated file or corrupt header")
 
 
 def _read_faces(data: np.ndarray, num_vertices: int, path: Path, out: PlyContents) -> None:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pointsam.errors import InputError
+from pointsam.preprocessing import colors_to_unit, rgb_to_uint8
+
+__all__ = ["LARGE_COORDINATE", "PointCloud", "coords_dtype", "normalize_rgb_to_unit", "rgb_to_uint8"]
 
 if TYPE_CHECKING:
     import trimesh
@@ -19,7 +21,16 @@ LARGE_COORDINATE = 1e5
 
 @dataclass
 class PointCloud:
-    """Points with optional colours, per-point fields and the mesh they were sampled from."""
+    """Points with optional colours, per-point fields and the mesh they were sampled from.
+
+    `extra` holds convenient per-point arrays (`normal` as (N, 3), `label`, `intensity`, ...).
+    `fields` holds every per-point property the file stores, under the file's own names and dtypes
+    (PLY/PCD properties incl. x, y, z and colours; every LAS dimension incl. classification and
+    extra bytes, with x, y, z scaled): the writers copy them through so outputs keep the user's data.
+    `meta` holds what else a writer needs: `format`, `complete` (True when `fields` hold everything
+    the file stores, so writing over the file loses nothing), `comments`/`obj_info` (PLY),
+    `las_header` (the `laspy.LasHeader`: scales, offsets, CRS and other VLRs).
+    """
 
     xyz: np.ndarray
     rgb: np.ndarray | None = None
@@ -27,6 +38,8 @@ class PointCloud:
     mesh: trimesh.Trimesh | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     source: Path | None = None
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
 
     @property
     def num_points(self) -> int:
@@ -46,35 +59,5 @@ def coords_dtype(xyz: np.ndarray, *, force64: bool = False) -> np.ndarray:
 
 
 def normalize_rgb_to_unit(rgb: np.ndarray) -> np.ndarray:
-    """Return (N,3) float32 colours in [0,1]; uint8 and 0..255 values are divided by 255."""
-    arr = np.asarray(rgb)
-    if arr.ndim != 2 or arr.shape[1] != 3:
-        raise InputError(f"rgb must have shape (N, 3), got {arr.shape}")
-    if arr.size == 0:
-        return arr.astype(np.float32)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype.kind not in "iuf":
-        raise InputError(f"rgb must be numeric, got dtype {arr.dtype}")
-    if not np.isfinite(arr).all():
-        raise InputError("rgb contains NaN or infinite values")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0:
-        raise InputError(f"rgb values must be >= 0, found {lo:g}")
-    if arr.dtype.kind == "f" and hi <= 1.0:
-        return arr.astype(np.float32)
-    if hi <= 255.0:
-        # Values above 1 are taken to be on the 0..255 scale (floats or integers).
-        return (arr.astype(np.float32) / 255.0).astype(np.float32)
-    raise InputError(
-        f"rgb values must be in [0, 1] or [0, 255], found a maximum of {hi:g}"
-    )
-
-
-def rgb_to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """Return (N,3) uint8 colours from uint8, 0..255 or [0,1] input."""
-    arr = np.asarray(rgb)
-    if arr.dtype == np.uint8 and arr.ndim == 2 and arr.shape[1] == 3:
-        return arr
-    unit = normalize_rgb_to_unit(arr)
-    return np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+    """Return (N,3) float32 colours in [0,1] under the one colour rule (`preprocessing.colors_to_unit`)."""
+    return colors_to_unit(rgb)

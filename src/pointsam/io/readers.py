@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,10 +14,16 @@ from pointsam.errors import FileFormatError, InputError
 from pointsam.io.mesh import MESH_EXTENSIONS, load_geometry, sample_mesh
 from pointsam.io.ply import channels_to_rgb, read_ply, split_fields
 from pointsam.io.pointcloud import PointCloud, coords_dtype
+from pointsam.preprocessing import check_xyz
 
 TEXT_EXTENSIONS = (".xyz", ".txt", ".pts", ".csv")
 XYZ_KEYS = ("xyz", "coord", "points")
 RGB_KEYS = ("rgb", "color", "colors")
+#: Refuse files whose header promises more points than this (a corrupt or hostile header).
+MAX_POINTS = 2**31 - 1
+#: An .npz may inflate past MAX_INFLATED_BYTES only up to MAX_INFLATION times its size on disk.
+MAX_INFLATED_BYTES = 1 << 30
+MAX_INFLATION = 20
 
 
 def read_point_cloud(
@@ -44,7 +51,15 @@ def read_point_cloud(
     if cloud.num_points == 0:
         raise FileFormatError(f"{path}: the file contains no points")
     cloud.source = path
+    cloud.meta.setdefault("format", path.suffix.lower().lstrip(".") or "folder")
+    cloud.meta.setdefault("complete", False)
     return cloud
+
+
+def _numeric_fields(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """The per-point numeric arrays ((n,) or (n, k)) among `arrays`: what writers copy through."""
+    return {k: v for k, v in arrays.items()
+            if v.dtype.kind in "biuf" and v.ndim in (1, 2) and v.shape[0] == n}
 
 
 # ---------------------------------------------------------------------------------------- PLY
@@ -59,7 +74,10 @@ def _read_ply_file(path: Path, mesh_samples: int, seed: int) -> PointCloud:
             for name, values in contents.face_extra.items():
                 cloud.extra.setdefault(name, values[cloud.face_index])
             return cloud
-    return PointCloud(xyz=coords_dtype(contents.xyz), rgb=contents.rgb, extra=contents.extra)
+    meta = {"format": "ply", "complete": contents.complete and contents.faces is None,
+            "comments": contents.comments, "obj_info": contents.obj_info}
+    return PointCloud(xyz=coords_dtype(contents.xyz), rgb=contents.rgb, extra=contents.extra,
+                      fields=contents.fields, meta=meta)
 
 
 # ------------------------------------------------------------------------------------ LAS/LAZ
@@ -68,22 +86,50 @@ def _read_ply_file(path: Path, mesh_samples: int, seed: int) -> PointCloud:
 def _read_las(path: Path, mesh_samples: int, seed: int) -> PointCloud:
     import laspy
 
+    _check_las_header(path)
     try:
         las = laspy.read(path)
         xyz = np.column_stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)])
-        dims = set(las.point_format.dimension_names)
+        names = list(las.point_format.dimension_names)
         channels = None
-        if {"red", "green", "blue"} <= dims:
+        if {"red", "green", "blue"} <= set(names):
             channels = np.column_stack([np.asarray(las[c]) for c in ("red", "green", "blue")])
+        fields = {"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}
+        fields.update({n: np.asarray(las[n]) for n in names if n not in ("X", "Y", "Z")})
         extra = {
             "classification": np.asarray(las.classification, dtype=np.uint8),
             "intensity": np.asarray(las.intensity),
         }
     except Exception as exc:
-        msg = f"{path}: not a valid LAS/LAZ file (truncated or corrupt?): {exc}"
+        msg = f"{path}: not a valid LAS/LAZ file (truncated or corrupt?): {exc or type(exc).__name__}"
         raise FileFormatError(msg) from exc
     rgb = None if channels is None else channels_to_rgb(channels, path)
-    return PointCloud(xyz=coords_dtype(xyz, force64=True), rgb=rgb, extra=extra)
+    meta = {"format": "las", "complete": True, "las_header": las.header}
+    return PointCloud(xyz=coords_dtype(xyz, force64=True), rgb=rgb, extra=extra, fields=fields,
+                      meta=meta)
+
+
+def _check_las_header(path: Path) -> None:
+    """Refuse a LAS/LAZ header whose point count cannot fit in the file, before reading points."""
+    import laspy
+
+    try:
+        with laspy.open(path) as reader:
+            header = reader.header
+            count, size = int(header.point_count), int(header.point_format.size)
+            offset = int(header.offset_to_point_data)
+    except Exception as exc:
+        msg = f"{path}: not a valid LAS/LAZ file (bad header): {exc or type(exc).__name__}"
+        raise FileFormatError(msg) from exc
+    available = path.stat().st_size - offset
+    needed = count * size
+    # LAZ compresses point records roughly 5-10x; 100x is beyond any real file
+    limit = available * (100 if path.suffix.lower() == ".laz" else 1)
+    if count > MAX_POINTS or needed > limit:
+        raise FileFormatError(
+            f"{path}: the header says {count:,} points ({needed:,} bytes of {size}-byte records) but "
+            f"the file holds {max(available, 0):,} bytes of point data: truncated or corrupt header"
+        )
 
 
 # ---------------------------------------------------------------------------------------- PCD
@@ -92,12 +138,51 @@ def _read_las(path: Path, mesh_samples: int, seed: int) -> PointCloud:
 def _read_pcd(path: Path, mesh_samples: int, seed: int) -> PointCloud:
     import pypcd4
 
+    _check_pcd_header(path)
     try:
         data = pypcd4.PointCloud.from_path(path).pc_data
     except Exception as exc:
-        msg = f"{path}: not a valid PCD file (truncated or corrupt?): {exc}"
+        msg = f"{path}: not a valid PCD file (truncated or corrupt?): {exc or type(exc).__name__}"
         raise FileFormatError(msg) from exc
     return _cloud_from_struct(data, path, packed_rgb=True)
+
+
+def _check_pcd_header(path: Path) -> None:
+    """Refuse a PCD header whose POINTS count cannot fit in the file, before reading points."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    fields: dict[str, list[str]] = {}
+    data_at = None
+    pos = 0
+    for raw in head.split(b"\n"):
+        line = raw.decode("ascii", "replace").strip()
+        pos += len(raw) + 1
+        if not line or line.startswith("#"):
+            continue
+        key, *values = line.split()
+        fields[key.upper()] = values
+        if key.upper() == "DATA":
+            data_at = pos
+            break
+    if data_at is None:
+        raise FileFormatError(f"{path}: not a valid PCD file (no DATA line in its header)")
+    try:
+        count = int(fields.get("POINTS", ["0"])[0])
+        sizes = [int(v) for v in fields.get("SIZE", [])]
+        counts = [int(v) for v in fields.get("COUNT", ["1"] * len(sizes))]
+    except ValueError as exc:
+        raise FileFormatError(f"{path}: bad PCD header: {exc}") from exc
+    record = sum(s * c for s, c in zip(sizes, counts, strict=False))
+    available = path.stat().st_size - data_at
+    kind = (fields["DATA"] or ["?"])[0].lower()
+    # ascii needs at least 2 bytes per value ("0 "); binary exactly `record` bytes per point;
+    # binary_compressed (LZF) at most ~100x smaller than the raw records
+    per_point = {"ascii": 2 * max(sum(counts), 1), "binary": record}.get(kind, record / 100)
+    if count < 0 or count > MAX_POINTS or count * per_point > available:
+        raise FileFormatError(
+            f"{path}: the header says {count:,} points ({kind} data, {record}-byte records) but the "
+            f"file holds only {max(available, 0):,} bytes of data: truncated or corrupt header"
+        )
 
 
 def _cloud_from_struct(data: np.ndarray, path: Path, *, packed_rgb: bool = False) -> PointCloud:
@@ -125,7 +210,8 @@ def _cloud_from_struct(data: np.ndarray, path: Path, *, packed_rgb: bool = False
         if values.dtype.itemsize != 4:
             raise FileFormatError(f"{path}: packed '{packed}' field is not 4 bytes per point")
         rgb = _decode_packed_rgb(values)
-    return PointCloud(xyz=coords_dtype(xyz), rgb=rgb, extra=extra)
+    fields = {n: data[n] for n in names if n != "_" and data[n].ndim == 1 and data[n].dtype.kind in "biuf"}
+    return PointCloud(xyz=coords_dtype(xyz), rgb=rgb, extra=extra, fields=fields)
 
 
 def _rename_fields(data: np.ndarray, renamed: dict[str, str]) -> np.ndarray:
@@ -151,6 +237,8 @@ def _decode_packed_rgb(values: np.ndarray) -> np.ndarray:
 
 
 def _read_npy(path: Path, mesh_samples: int, seed: int) -> PointCloud:
+    if zipfile.is_zipfile(path):  # an .npz under another name
+        _check_npz_sizes(path)
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as exc:
@@ -165,6 +253,7 @@ def _read_npy(path: Path, mesh_samples: int, seed: int) -> PointCloud:
 
 
 def _read_npz(path: Path, mesh_samples: int, seed: int) -> PointCloud:
+    _check_npz_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return _cloud_from_npz(npz, path)
@@ -173,6 +262,22 @@ def _read_npz(path: Path, mesh_samples: int, seed: int) -> PointCloud:
     except Exception as exc:
         msg = f"{path}: not a valid .npz file (corrupt or pickled?): {exc}"
         raise FileFormatError(msg) from exc
+
+
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse, before inflating anything, an .npz whose arrays would inflate far beyond the file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileFormatError(f"{path}: not a valid .npz file (corrupt zip?): {exc}") from exc
+    size = path.stat().st_size
+    if inflated > MAX_INFLATED_BYTES and inflated > MAX_INFLATION * size:
+        raise FileFormatError(
+            f"{path}: its {size:,} bytes would inflate to {inflated:,} bytes of arrays "
+            f"(more than {MAX_INFLATION}x and {MAX_INFLATED_BYTES:,} bytes): refused as a likely "
+            "zip bomb; save the arrays uncompressed (np.savez) if they are real"
+        )
 
 
 def _cloud_from_npz(npz: np.lib.npyio.NpzFile, path: Path) -> PointCloud:
@@ -192,7 +297,8 @@ def _cloud_from_npz(npz: np.lib.npyio.NpzFile, path: Path) -> PointCloud:
             value = npz[key]
             if value.ndim >= 1 and value.shape[0] == len(xyz):
                 extra[key] = value
-    return PointCloud(xyz=coords_dtype(xyz), rgb=rgb, extra=extra)
+    return PointCloud(xyz=coords_dtype(xyz), rgb=rgb, extra=extra,
+                      fields=_numeric_fields(extra, len(xyz)))
 
 
 def _read_pointcept_dir(path: Path) -> PointCloud:
@@ -210,14 +316,16 @@ def _read_pointcept_dir(path: Path) -> PointCloud:
     color = arrays.pop("color", None)
     rgb = None if color is None else _rgb_array(color, len(xyz), path / "color.npy", "color")
     extra = {k: v for k, v in arrays.items() if v.ndim >= 1 and v.shape[0] == len(xyz)}
-    return PointCloud(xyz=coords_dtype(xyz), rgb=rgb, extra=extra)
+    return PointCloud(xyz=coords_dtype(xyz), rgb=rgb, extra=extra,
+                      fields=_numeric_fields(extra, len(xyz)))
 
 
 def _check_xyz(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
-    if arr.ndim != 2 or arr.shape[1] != 3 or arr.dtype.kind not in "iuf":
-        raise FileFormatError(f"{path}: '{what}' must be a numeric (N, 3) array, got "
-                              f"{arr.dtype} {arr.shape}")
-    return arr
+    """`preprocessing.check_xyz` (shape and dtype; NaN points allowed in files) as a file error."""
+    try:
+        return check_xyz(arr, what, finite=False)
+    except InputError as exc:
+        raise FileFormatError(f"{path}: {exc}") from exc
 
 
 def _rgb_array(arr: np.ndarray, n: int, path: Path, what: str) -> np.ndarray:
@@ -261,8 +369,10 @@ def _read_text(path: Path, mesh_samples: int, seed: int) -> PointCloud:
     if path.suffix.lower() == ".pts" and arr.shape[1] == 7:  # x y z intensity r g b
         cloud = _cloud_from_columns(np.delete(arr, 3, axis=1), path)
         cloud.extra["intensity"] = arr[:, 3]
-        return cloud
-    return _cloud_from_columns(arr, path)
+    else:
+        cloud = _cloud_from_columns(arr, path)
+    cloud.fields = _numeric_fields(cloud.extra, cloud.num_points)
+    return cloud
 
 
 def _is_number(token: str) -> bool:
@@ -287,7 +397,8 @@ def _cloud_from_columns(arr: np.ndarray, path: Path) -> PointCloud:
             extra["columns"] = arr[:, 6:]
     elif arr.shape[1] > 3:
         extra["columns"] = arr[:, 3:]
-    return PointCloud(xyz=coords_dtype(xyz), rgb=rgb, extra=extra)
+    return PointCloud(xyz=coords_dtype(xyz), rgb=rgb, extra=extra,
+                      fields=_numeric_fields(extra, len(xyz)))
 
 
 def _columns_to_rgb(cols: np.ndarray, path: Path) -> np.ndarray:

@@ -1,67 +1,60 @@
-"""Write point clouds, labels and labelled meshes: atomically, never overwriting by default."""
+"""Write point clouds and labels, atomically, never overwriting by default, keeping the input's fields.
+
+Given `source=` (the `PointCloud` read from the input), every field of the input is written too,
+under its own name and type (PLY properties, LAS dimensions incl. classification, CSV columns);
+a new field whose name is taken gets a free one (`mask_1`, ...), never replacing the user's.
+"""
 
 from __future__ import annotations
 
 import os
-import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import trimesh
 from plyfile import PlyData, PlyElement
 
-from pointsam.errors import FileFormatError, InputError
-from pointsam.io.palette import label_colors
-from pointsam.io.pointcloud import PointCloud, coords_dtype, rgb_to_uint8
+from pointsam.errors import InputError
+from pointsam.io.fields import (
+    Columns,
+    add_new,
+    expand,
+    free_name,
+    has_colors,
+    kept_xyz,
+    ply_type,
+    safe_name,
+    source_fields,
+    struct,
+)
+from pointsam.io.las import write_las_labels
+from pointsam.io.mesh_writer import MESH_SUFFIXES, legend_path, write_mesh_labels
+from pointsam.io.pointcloud import PointCloud
+from pointsam.preprocessing import check_xyz, rgb_to_uint8
+from pointsam.utils.files import atomic_output, check_output_path, current_umask
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED = {"x", "y", "z", "red", "green", "blue"}
-_PLY_INT_TYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32)
-# LAS point formats 0-5 keep only 5 bits of classification; move to the 1.4 equivalent.
-_LAS_UPGRADE = {0: 6, 1: 6, 2: 7, 3: 7, 4: 9, 5: 10}
+__all__ = [
+    "LABEL_SUFFIXES",
+    "MESH_SUFFIXES",
+    "atomic_output",
+    "check_output",
+    "legend_path",
+    "refuse_lossy_overwrite",
+    "write_labels",
+    "write_mesh_labels",
+    "write_ply",
+]
 
+_current_umask = current_umask  # old private name, kept for code that imported it
 
-# ------------------------------------------------------------------------------------ helpers
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success move it into place with os.replace."""
-    path = Path(path)
-    if path.is_dir():
-        raise FileFormatError(f"{path}: is a directory, not a file name")
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; pass overwrite=True (--overwrite on the command line) "
-            "to replace it"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                                dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+#: Extensions `write_labels` writes.
+LABEL_SUFFIXES = (".ply", ".npy", ".las", ".laz", ".txt", ".csv", ".xyz")
+# Outputs that keep every field of an input of the same format, so may replace the input itself.
+_LOSSLESS = {".ply": "ply", ".las": "las", ".laz": "las"}
 
 
 def _check_xyz(xyz: np.ndarray) -> np.ndarray:
-    xyz = np.asarray(xyz)
-    if xyz.ndim != 2 or xyz.shape[1] != 3 or xyz.dtype.kind not in "iuf":
-        raise InputError(f"xyz must be a numeric (N, 3) array, got {xyz.dtype} {xyz.shape}")
-    return xyz
+    """`preprocessing.check_xyz` for writers: NaN points may be written where the format allows."""
+    return check_xyz(xyz, finite=False)
 
 
 def _check_labels(labels: np.ndarray, n: int, what: str = "labels") -> np.ndarray:
@@ -73,64 +66,79 @@ def _check_labels(labels: np.ndarray, n: int, what: str = "labels") -> np.ndarra
     return labels
 
 
-def _ply_array(name: str, values: np.ndarray) -> np.ndarray:
-    """Cast a field to a standard PLY type: bool→uchar, int64→int32 (if it fits), float→float."""
-    if values.dtype.kind == "b":
-        return values.astype(np.uint8)
-    if values.dtype.kind == "f":
-        return values.astype(np.float32)
-    if values.dtype.kind in "iu":
-        if values.dtype.type in _PLY_INT_TYPES:
-            return values
-        for kind in (np.int32, np.uint32):
-            info = np.iinfo(kind)
-            if values.size == 0 or (values.min() >= info.min and values.max() <= info.max):
-                return values.astype(kind)
-        raise InputError(f"field {name!r} has values that do not fit in 32 bits")
-    raise InputError(f"field {name!r} must be numeric or boolean, got dtype {values.dtype}")
+# ------------------------------------------------------------------------------- early checks
 
 
-def _vertex_columns(
-    xyz: np.ndarray, rgb: np.ndarray | None, fields: dict[str, np.ndarray] | None
-) -> list[tuple[str, np.ndarray]]:
-    """Named 1-D columns for a PLY vertex element."""
+def check_output(
+    path: str | Path,
+    overwrite: bool = False,
+    *,
+    kind: str = "labels",
+    source: PointCloud | None = None,
+) -> Path:
+    """Say before any compute whether `write_labels` (kind="labels") or `write_mesh_labels`
+    (kind="mesh") can write `path`: extension, existing file, folder, and the input itself.
+
+    Writing over the input (`path` is `source.source`) is refused unless the output keeps every
+    field the input holds (same format, a point cloud read whole: PLY without faces, LAS/LAZ).
+    """
+    suffixes = {"labels": LABEL_SUFFIXES, "mesh": MESH_SUFFIXES}.get(kind)
+    if suffixes is None:
+        raise InputError(f"kind must be 'labels' or 'mesh', got {kind!r}")
+    if Path(path).suffix.lower() == ".gltf":
+        raise InputError(f"{path}: .gltf output is not written (it needs side files); "
+                         "use .glb, the one-file glTF, or .obj / .ply")
+    path = check_output_path(path, overwrite, suffixes=suffixes)
+    if kind == "mesh" and path.suffix.lower() in MESH_SUFFIXES:
+        check_output_path(legend_path(path), overwrite)
+    refuse_lossy_overwrite(path, source, kind)
+    return path
+
+
+def refuse_lossy_overwrite(path: str | Path, source: PointCloud | None, kind: str = "labels") -> None:
+    """Raise InputError if `path` is the source's own file and writing it would lose any of its data."""
+    path = Path(path)
+    src = None if source is None else source.source
+    if src is None or not path.exists() or not src.exists() or not os.path.samefile(path, src):
+        return
+    fmt = _LOSSLESS.get(path.suffix.lower())
+    keeps_all = (kind == "labels" and fmt is not None and source.meta.get("format") == fmt
+                 and bool(source.meta.get("complete")) and source.face_index is None)
+    if not keeps_all:
+        raise InputError(
+            f"{path} is the input file: writing there would lose what a {path.suffix} output "
+            "cannot hold (mesh faces, other fields or elements); choose another --out"
+        )
+
+
+# ------------------------------------------------------------------------------------ points
+
+
+def _point_columns(
+    xyz: np.ndarray, rgb: np.ndarray | None, fields: dict[str, np.ndarray] | None,
+    source: PointCloud | None,
+) -> tuple[Columns, dict[str, str]]:
+    """Columns for a point file: x, y, z, the source's fields, colours, then the new fields."""
     n = len(xyz)
-    xyz_type = np.float64 if xyz.dtype == np.float64 else np.float32
-    columns = [(c, xyz[:, i].astype(xyz_type)) for i, c in enumerate("xyz")]
-    if rgb is not None:
+    kept = source_fields(source, n)
+    columns = kept_xyz(xyz, kept)
+    taken = {c for c, _ in columns}
+    for name, values in kept.items():
+        if name in ("x", "y", "z"):
+            continue
+        for column, data in expand(safe_name(name), values):
+            column = free_name(column, taken)
+            columns.append((column, ply_type(name, data)))
+            taken.add(column)
+    if rgb is not None and not has_colors(taken):
         colors = rgb_to_uint8(rgb)
         if len(colors) != n:
             raise InputError(f"rgb has {len(colors)} rows but xyz has {n}")
-        columns += [(c, colors[:, i]) for i, c in enumerate(("red", "green", "blue"))]
-    for name, values in (fields or {}).items():
-        values = np.asarray(values)
-        if not _NAME.match(name) or name in _RESERVED:
-            raise InputError(f"invalid PLY field name {name!r}")
-        if values.shape[:1] != (n,) or values.ndim > 2:
-            raise InputError(f"field {name!r} must have shape ({n},) or ({n}, k), "
-                             f"got {values.shape}")
-        if values.ndim == 1:
-            columns.append((name, _ply_array(name, values)))
-        elif name == "normal" and values.shape[1] == 3:
-            columns += [(c, _ply_array(name, values[:, i])) for i, c in
-                        enumerate(("nx", "ny", "nz"))]
-        else:
-            columns += [(f"{name}_{i}", _ply_array(name, values[:, i]))
-                        for i in range(values.shape[1])]
-    names = [c for c, _ in columns]
-    if len(set(names)) != len(names):
-        raise InputError(f"duplicate PLY property names in {names}")
-    return columns
-
-
-def _struct(columns: list[tuple[str, np.ndarray]], n: int) -> np.ndarray:
-    out = np.empty(n, dtype=[(name, values.dtype) for name, values in columns])
-    for name, values in columns:
-        out[name] = values
-    return out
-
-
-# ------------------------------------------------------------------------------------- writers
+        for i, c in enumerate(("red", "green", "blue")):
+            column = free_name(c, taken)
+            columns.append((column, colors[:, i]))
+            taken.add(column)
+    return columns, add_new(columns, fields, n)
 
 
 def write_ply(
@@ -140,13 +148,24 @@ def write_ply(
     fields: dict[str, np.ndarray] | None = None,
     binary: bool = True,
     overwrite: bool = False,
-) -> None:
-    """Write points with optional uchar red/green/blue and scalar fields as a PLY file."""
+    *,
+    source: PointCloud | None = None,
+) -> dict[str, str]:
+    """Write points, uchar red/green/blue, `fields` and (with `source`) every input field as PLY.
+
+    The input's own colour properties, when it has them, are written as they were instead of `rgb`.
+    Returns {field name asked: property name written} (a taken name gets `_1`, `_2`...).
+    """
     xyz = _check_xyz(xyz)
-    vertex = _struct(_vertex_columns(xyz, rgb, fields), len(xyz))
-    ply = PlyData([PlyElement.describe(vertex, "vertex")], text=not binary, byte_order="<")
+    refuse_lossy_overwrite(path, source)
+    columns, written = _point_columns(xyz, rgb, fields, source)
+    vertex = struct(columns, len(xyz))
+    meta = {} if source is None or not source.fields else source.meta
+    ply = PlyData([PlyElement.describe(vertex, "vertex")], text=not binary, byte_order="<",
+                  comments=list(meta.get("comments", [])), obj_info=list(meta.get("obj_info", [])))
     with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as fh:
         ply.write(fh)
+    return written
 
 
 def write_labels(
@@ -158,138 +177,75 @@ def write_labels(
     source: PointCloud | None = None,
     field: str = "label",
     overwrite: bool = False,
-) -> None:
-    """Write per-point labels as .ply, .npy, .las/.laz (classification) or .txt/.csv/.xyz."""
+    classification_value: int | None = None,
+    classification_from_labels: bool = False,
+    npy_points: bool | None = None,
+) -> str:
+    """Write per-point labels; with `source`, every field of the input is kept. By extension:
+
+    - .ply: the input's properties plus `field` (bool → uchar, ints → int32);
+    - .las/.laz: the input's dimensions plus `field` as an extra-bytes dimension; classification is
+      changed only by `classification_value` (class of the points whose label is 1) or
+      `classification_from_labels` (each point's label, -1 → 0);
+    - .npy: the labels, bool (N,) for a bool mask, else int32 (N,); with `npy_points` (default: when
+      `source` was sampled from a mesh) a structured (N,) array x, y, z[, face], `field`;
+    - .txt/.xyz/.csv: columns x y z [red green blue] [input fields] `field` (.csv with a header).
+
+    Returns the name the labels were written under (`field`, or `field_1`... if the input had one).
+    """
     path = Path(path)
     xyz = _check_xyz(xyz)
     labels = _check_labels(labels, len(xyz))
+    refuse_lossy_overwrite(path, source)
     ext = path.suffix.lower()
+    if ext not in LABEL_SUFFIXES:
+        raise InputError(f"{path}: unknown extension {ext or '(none)'!r} for labels; "
+                         f"use {', '.join(LABEL_SUFFIXES)}")
+    if (classification_value is not None or classification_from_labels) and ext not in (".las", ".laz"):
+        raise InputError("classification_value / classification_from_labels need a .las or .laz output")
     if ext == ".ply":
-        write_ply(path, xyz, rgb, {field: labels}, overwrite=overwrite)
-    elif ext == ".npy":
-        out = labels if labels.dtype == bool else _ply_array(field, labels).astype(np.int32)
-        with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, out, allow_pickle=False)
-    elif ext in (".las", ".laz"):
-        las = _labelled_las(xyz, labels, rgb, source)
-        with atomic_output(path, overwrite) as tmp:
-            las.write(tmp, do_compress=ext == ".laz")
-    elif ext in (".txt", ".csv", ".xyz"):
-        _write_text_labels(path, xyz, labels, rgb, field, overwrite)
-    else:
-        raise InputError(
-            f"{path}: unknown extension {ext or '(none)'!r} for labels; "
-            "use .ply, .npy, .las, .laz, .txt, .csv or .xyz"
-        )
+        return write_ply(path, xyz, rgb, {field: labels}, overwrite=overwrite, source=source)[field]
+    if ext == ".npy":
+        return _write_npy(path, xyz, labels, source, field, npy_points, overwrite)
+    if ext in (".las", ".laz"):
+        return write_las_labels(path, xyz, labels, rgb, source, field, overwrite,
+                                classification_value, classification_from_labels)
+    return _write_text_labels(path, xyz, labels, rgb, source, field, overwrite)
 
 
-def _las_classification(labels: np.ndarray) -> np.ndarray:
-    """Labels as LAS classes: -1 becomes 0 ('never classified'), others must be in 0..255."""
-    values = labels.astype(np.int64)
-    values[values == -1] = 0
-    if values.size and (values.min() < 0 or values.max() > 255):
-        raise InputError(
-            f"LAS classification holds 0..255 (or -1 for unlabelled); labels range from "
-            f"{labels.min()} to {labels.max()}: write .ply or .npy instead"
-        )
-    return values.astype(np.uint8)
+def _npy_labels(labels: np.ndarray) -> np.ndarray:
+    if labels.dtype == bool:
+        return labels
+    return ply_type("labels", labels).astype(np.int32)
 
 
-def _labelled_las(xyz: np.ndarray, labels: np.ndarray, rgb: np.ndarray | None,
-                  source: PointCloud | None):  # -> laspy.LasData
-    import laspy
-
-    classes = _las_classification(labels)
-    src = None if source is None else source.source
-    if src is not None and src.suffix.lower() in (".las", ".laz"):
-        try:
-            las = laspy.read(src)
-        except Exception as exc:
-            raise FileFormatError(f"{src}: cannot re-read the source LAS file: {exc}") from exc
-        if len(las.points) != len(labels):
-            raise InputError(f"{src} has {len(las.points)} points but {len(labels)} labels "
-                             "were given")
-        if las.point_format.id in _LAS_UPGRADE and classes.size and classes.max() > 31:
-            las = laspy.convert(las, point_format_id=_LAS_UPGRADE[las.point_format.id],
-                                file_version="1.4")
-        las.classification = classes
-        return las
-
-    coords = np.asarray(xyz, dtype=np.float64)
-    if not np.isfinite(coords).all():
-        raise InputError("LAS files cannot store NaN or infinite coordinates")
-    header = laspy.LasHeader(point_format=6 if rgb is None else 7, version="1.4")
-    lo = coords.min(axis=0) if len(coords) else np.zeros(3)
-    extent = float((coords.max(axis=0) - lo).max()) if len(coords) else 0.0
-    scale = 10.0 ** np.ceil(np.log10(max(extent, 1e-6) / 1e9))  # int32 range with headroom
-    header.offsets = lo
-    header.scales = np.full(3, scale)
-    las = laspy.LasData(header)
-    las.x, las.y, las.z = coords[:, 0], coords[:, 1], coords[:, 2]
-    if rgb is not None:
-        colors = rgb_to_uint8(rgb).astype(np.uint16) * 257  # 8 → 16 bit, 255 → 65535
-        if len(colors) != len(coords):
-            raise InputError(f"rgb has {len(colors)} rows but xyz has {len(coords)}")
-        las.red, las.green, las.blue = colors[:, 0], colors[:, 1], colors[:, 2]
-    las.classification = classes
-    return las
+def _write_npy(path: Path, xyz: np.ndarray, labels: np.ndarray, source: PointCloud | None,
+               field: str, points: bool | None, overwrite: bool) -> str:
+    face_index = None if source is None else source.face_index
+    if points is None:
+        points = face_index is not None
+    out = _npy_labels(labels)
+    if points:
+        columns = [(c, xyz[:, i]) for i, c in enumerate("xyz")]
+        if face_index is not None and len(face_index) == len(xyz):
+            columns.append(("face", np.asarray(face_index, dtype=np.int64)))
+        field = free_name(safe_name(field), {c for c, _ in columns})
+        out = struct([*columns, (field, out)], len(xyz))
+    with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, out, allow_pickle=False)
+    return field
 
 
 def _write_text_labels(path: Path, xyz: np.ndarray, labels: np.ndarray, rgb: np.ndarray | None,
-                       field: str, overwrite: bool) -> None:
-    digits = "%.17g" if xyz.dtype == np.float64 else "%.9g"
-    columns, fmt, names = [xyz.astype(np.float64)], [digits] * 3, ["x", "y", "z"]
-    if rgb is not None:
-        colors = rgb_to_uint8(rgb)
-        if len(colors) != len(xyz):
-            raise InputError(f"rgb has {len(colors)} rows but xyz has {len(xyz)}")
-        columns.append(colors)
-        fmt += ["%d"] * 3
-        names += ["red", "green", "blue"]
-    columns.append(labels.astype(np.int64)[:, None])
-    fmt.append("%d")
-    names.append(field)
+                       source: PointCloud | None, field: str, overwrite: bool) -> str:
+    columns, written = _point_columns(xyz, rgb, {field: labels.astype(np.int64)}, source)
+    fmt = []
+    for _, values in columns:
+        kind = values.dtype.kind
+        fmt.append("%d" if kind in "biu" else "%.17g" if values.dtype == np.float64 else "%.9g")
     sep = "," if path.suffix.lower() == ".csv" else " "
-    header = sep.join(names) if sep == "," else ""
-    table = np.hstack([c.astype(np.float64) for c in columns])
+    header = sep.join(c for c, _ in columns) if sep == "," else ""
+    table = np.column_stack([v.astype(np.float64) for _, v in columns])
     with atomic_output(path, overwrite) as tmp:
         np.savetxt(tmp, table, fmt=fmt, delimiter=sep, header=header, comments="")
-
-
-def write_mesh_labels(
-    path: str | Path, mesh: trimesh.Trimesh, face_labels: np.ndarray, overwrite: bool = False
-) -> None:
-    """Write a mesh with per-face labels: PLY face property `label`, or colours for OBJ/GLB."""
-    path = Path(path)
-    faces = np.asarray(mesh.faces)
-    labels = _check_labels(face_labels, len(faces), "face_labels")
-    colors = label_colors(labels)
-    ext = path.suffix.lower()
-    if ext == ".ply":
-        verts = coords_dtype(mesh.vertices)
-        vertex = _struct([(c, verts[:, i]) for i, c in enumerate("xyz")], len(verts))
-        face = np.empty(len(faces), dtype=[("vertex_indices", "i4", (3,)), ("label", "i4"),
-                                           ("red", "u1"), ("green", "u1"), ("blue", "u1")])
-        face["vertex_indices"] = faces
-        face["label"] = _ply_array("label", labels).astype(np.int32)
-        for i, c in enumerate(("red", "green", "blue")):
-            face[c] = colors[:, i]
-        elements = [PlyElement.describe(vertex, "vertex"),
-                    PlyElement.describe(face, "face", len_types={"vertex_indices": "u1"})]
-        with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as fh:
-            PlyData(elements, byte_order="<").write(fh)
-    elif ext in (".obj", ".glb"):
-        # Unmerge vertices so each face keeps its own colour without bleeding.
-        flat = trimesh.Trimesh(
-            vertices=np.asarray(mesh.vertices)[faces].reshape(-1, 3),
-            faces=np.arange(3 * len(faces)).reshape(-1, 3),
-            vertex_colors=np.repeat(colors, 3, axis=0),
-            process=False,
-        )
-        data = flat.export(file_type=ext[1:])
-        with atomic_output(path, overwrite) as tmp:
-            tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    else:
-        raise InputError(
-            f"{path}: unknown extension {ext!r} for a labelled mesh; use .ply, .obj or .glb"
-        )
+    return written[field]
