@@ -33,6 +33,7 @@ def planned_exports(cloud: PointCloud, out_dir: Path, stem: str) -> dict[str, Pa
     if cloud.mesh is not None and cloud.face_index is not None:
         ext = src.suffix.lower() if src is not None and src.suffix.lower() in MESH_EXPORTS else ".ply"
         plan["mesh"] = out_dir / f"{stem}.labelled{ext}"
+        plan["mesh_legend"] = out_dir / f"{stem}.labelled.legend.json"
     return plan
 
 
@@ -51,14 +52,15 @@ def export_session(session: AnnotationSession, cloud: PointCloud, out_dir: Path,
     instance = session.instance_labels()
     label = session.class_labels()
     write_ply(plan["ply"], cloud.xyz, cloud.rgb, fields={"label": label, "instance": instance},
-              overwrite=overwrite)
+              overwrite=overwrite, source=cloud)
     _save_npy(plan["label_npy"], label, overwrite)
     _save_npy(plan["instance_npy"], instance, overwrite)
     if "las" in plan:  # the source LAS re-read: every original field kept, classification = class id
-        write_labels(plan["las"], cloud.xyz, label, cloud.rgb, source=cloud, overwrite=overwrite)
+        write_labels(plan["las"], cloud.xyz, label, cloud.rgb, source=cloud, overwrite=overwrite,
+                     classification_from_labels=True)
     if "mesh" in plan:  # faces take the majority object id of their points
         faces = labels_to_faces(cloud.mesh, cloud.xyz, cloud.face_index, instance)
-        write_mesh_labels(plan["mesh"], cloud.mesh, faces, overwrite=overwrite)
+        write_mesh_labels(plan["mesh"], cloud.mesh, faces, overwrite=overwrite, source_path=cloud.source)
     ids = session.class_ids()
     doc = {
         "input": session.input_name,
