@@ -189,7 +189,7 @@ def test_scanobjectnn_bad_inputs(tmp_path, scanobjectnn, monkeypatch):
 
 def test_mobility_eval_cloud_labels_each_point_with_its_link(data_dir, tmp_path):
     from pointsam.data.converters.partnet_mobility import _posed_mesh, link_transforms, read_urdf
-    from pointsam.engine.evalclouds import build_mobility_eval_set, mobility_eval_cloud
+    from pointsam.engine.evalclouds import convert_mobility_eval, mobility_eval_cloud
 
     obj = data_dir / "partnet_mobility" / "Faucet" / "1280"
     if not (obj / "mobility.urdf").is_file():
@@ -213,16 +213,19 @@ def test_mobility_eval_cloud_labels_each_point_with_its_link(data_dir, tmp_path)
         for other, tree in surfaces.items():
             if other != name:
                 assert np.median(tree.query(cloud.xyz[idx])[0]) > 3 * np.median(own)
-    # The set builder: only the asked categories, written as a pointsam dataset.
+    # As a conversion: only the asked categories, written as a pointsam dataset.
     root = tmp_path / "pm"
     (root / "Faucet").mkdir(parents=True)
     (root / "Faucet" / "1280").symlink_to(obj)
-    out, skipped = build_mobility_eval_set(root, tmp_path / "eval", categories=["faucet"], num_points=800,
-                                           image_size=64)
-    dataset = PointCloudDataset(out)
-    assert len(dataset) == 1 and not skipped and dataset[0].num_points == 800
-    with pytest.raises(InputError, match="no object"):
-        build_mobility_eval_set(root, tmp_path / "none", categories=["Door"])
+    conversion = convert_mobility_eval(root, categories=["faucet"], points=800, image_size=64)
+    with DatasetWriter(tmp_path / "eval", name="pm-eval", source=conversion.report.source) as writer:
+        for c in conversion:
+            writer.add(c)
+    dataset = PointCloudDataset(tmp_path / "eval")
+    assert len(dataset) == 1 and dataset[0].num_points == 800 and dataset[0].category == "Faucet"
+    assert not conversion.report.skipped and "12 fused views" in dataset.meta["source"]
+    with pytest.raises(InputError, match="no object of the categories"):
+        list(convert_mobility_eval(root))  # the paper's held-out categories are not in this folder
 
 
 # ----------------------------------------------------------------------------------- Table 3 layout

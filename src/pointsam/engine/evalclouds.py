@@ -8,7 +8,7 @@ paper: Scissors, Refrigerator, Door.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from pointsam.data.converters.files import find_files
+from pointsam.data.converters.partnet import LICENCE
 from pointsam.data.converters.partnet_mobility import (
     _index_rows,
     _posed_mesh,
@@ -23,7 +24,8 @@ from pointsam.data.converters.partnet_mobility import (
     read_semantics,
     read_urdf,
 )
-from pointsam.data.dataset import DatasetWriter, LabelledCloud
+from pointsam.data.converters.report import Conversion, ConversionReport
+from pointsam.data.dataset import LabelledCloud
 from pointsam.engine.cameras import object_cameras
 from pointsam.engine.fusion import fuse_views
 from pointsam.engine.render import colored_mesh, render_mesh
@@ -86,36 +88,37 @@ def mobility_eval_cloud(obj: str | Path, num_points: int = NUM_POINTS, num_views
                          source=str(obj), name=f"{category or 'obj'}_{obj.name}")
 
 
-def build_mobility_eval_set(root: str | Path, out: str | Path, categories: Iterable[str] | None = HELD_OUT,
-                            overwrite: bool = False, progress: Callable[[str], None] | None = None,
-                            **settings) -> tuple[Path, list[tuple[str, str]]]:
-    """Fused eval clouds of every object under `root` in `categories` (None: all) as a pointsam dataset.
+def convert_mobility_eval(path: str | Path, categories: Iterable[str] | None = HELD_OUT,
+                          points: int = NUM_POINTS, **settings) -> Conversion:
+    """Fused eval clouds of every object under `path` in `categories` (None: all), as a conversion.
 
-    Returns the dataset folder and the (object, reason) pairs that were skipped.
+    `settings` go to :func:`mobility_eval_cloud` (num_views, image_size, seed, min_mask_points).
     """
-    root = Path(root)
-    objects = sorted(p.parent for p in find_files(root, "mobility.urdf"))
-    if not objects:
-        raise InputError(f"{root}: no PartNet-Mobility objects (folders with mobility.urdf)")
-    index = _index_rows(root)
+    path = Path(path)
     wanted = None if categories is None else {c.lower() for c in categories}
-    skipped: list[tuple[str, str]] = []
-    source = (f"PartNet-Mobility {root}: {settings.get('num_views', NUM_VIEWS)} fused views, "
-              f"{settings.get('num_points', NUM_POINTS)} points")
-    licence = "PartNet-Mobility / SAPIEN terms: non-commercial research and education"
-    with DatasetWriter(out, name="partnet-mobility-eval", source=source, licence=licence,
-                       overwrite=overwrite) as writer:
-        for obj in objects:
-            category = index.get(obj.resolve(), {}).get("category") or obj.parent.name
-            if wanted is not None and category.lower() not in wanted:
-                continue
-            if progress:
-                progress(f"{category}/{obj.name}")
-            try:
-                writer.add(mobility_eval_cloud(obj, category=category, **settings))
-            except (PointSAMError, OSError, ValueError) as exc:
-                skipped.append((str(obj), str(exc)))
-        if len(writer) == 0:
-            raise InputError(f"{root}: no object of categories {sorted(wanted or [])} could be built"
-                             + (f" (first failure: {skipped[0][1]})" if skipped else ""))
-    return Path(out), skipped
+    views = settings.get("num_views", NUM_VIEWS)
+    report = ConversionReport(source=f"PartNet-Mobility {path}: {views} fused views, {points} points",
+                              licence=LICENCE)
+    return Conversion(_iter_eval(path, wanted, points, settings, report), report)
+
+
+def _iter_eval(path: Path, wanted: set[str] | None, points: int, settings: dict,
+               report: ConversionReport) -> Iterator[LabelledCloud]:
+    if not path.is_dir():
+        raise InputError(f"{path}: not a folder")
+    objects = sorted(p.parent for p in find_files(path, "mobility.urdf"))
+    if not objects:
+        raise InputError(f"{path}: no PartNet-Mobility objects (folders with mobility.urdf)")
+    index = _index_rows(path)
+    found = 0
+    for obj in objects:
+        category = index.get(obj.resolve(), {}).get("category") or obj.parent.name
+        if wanted is not None and category.lower() not in wanted:
+            continue
+        found += 1
+        try:
+            yield mobility_eval_cloud(obj, points, category=category, **settings)
+        except (PointSAMError, OSError, ValueError) as exc:
+            report.skip(obj, str(exc))
+    if not found:
+        raise InputError(f"{path}: no object of the categories {sorted(wanted or [])}")
