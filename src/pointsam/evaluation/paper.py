@@ -30,15 +30,14 @@ def table3_row(summary: Mapping, ks: tuple[int, ...] = TABLE3_KS) -> tuple[float
 
 
 def table3_markdown(results: Mapping[str, Mapping[str, Mapping]], with_paper: bool = True) -> str:
-    """Markdown table in Table 3's layout: results[dataset][method] = summary; paper rows shown beside."""
+    """Markdown table in Table 3's layout: results[dataset][method] = summary, after the paper's rows."""
     head = "| Dataset | Method | " + " | ".join(f"IoU@{k}" for k in TABLE3_KS) + " |"
     lines = [head, "|---|---|" + "---:|" * len(TABLE3_KS)]
 
     def cells(values: tuple[float | None, ...]) -> str:
         return " | ".join("-" if v is None else f"{v:.1f}" for v in values)
 
-    datasets = list(results) + [d for d in TABLE3 if with_paper and d not in results]
-    for dataset in datasets:
+    for dataset in results:
         first = True
         rows = [(f"{m} (paper)", v) for m, v in TABLE3.get(dataset, {}).items()] if with_paper else []
         rows += [(f"**{m}** (this run)", table3_row(s)) for m, s in results.get(dataset, {}).items()]
