@@ -6,6 +6,7 @@ import json
 import re
 import struct
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +105,8 @@ def test_hf_url_with_pinned_revision_loads_the_model(hf_home, tmp_path):
                commit=other)
     path = hub.resolve_checkpoint(f"hf://someone/tiny-pointsam@{COMMIT}/ckpt/w.safetensors")
     assert COMMIT in str(path)
+    # The same address after an argparse type=Path option squashed its '//'.
+    assert hub.resolve_checkpoint(Path(f"hf://someone/tiny-pointsam@{COMMIT}/ckpt/w.safetensors")) == path
     loaded = load_model(path, device="cpu")
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
@@ -113,6 +116,7 @@ def test_hf_url_with_pinned_revision_loads_the_model(hf_home, tmp_path):
 
 def test_folder_mirror_and_default_and_paths(hf_home, tmp_path, monkeypatch):
     assert hub.resolve("default") == default_model_path()
+    assert hub.resolve_checkpoint(Path("default")) == default_model_path()
     assert hub.resolve_checkpoint(None) is None
     assert hub.resolve_checkpoint(str(tmp_path / "x.pt")) == tmp_path / "x.pt"
     (tmp_path / "large").write_bytes(b"a file literally called large")

@@ -130,12 +130,17 @@ def resolve(spec: str, *, progress: bool = True) -> Path:
 
 
 def resolve_checkpoint(checkpoint: str | Path | None) -> Path | None:
-    """What `load_model` should open: an existing path as is, a model name resolved, None kept."""
-    if checkpoint is None or isinstance(checkpoint, Path):
-        return checkpoint
-    if is_model_name(checkpoint) and not Path(checkpoint).exists():
-        return resolve(checkpoint)
-    return Path(checkpoint)
+    """What `load_model` should open: an existing path as is, a model name resolved, None kept.
+
+    A name that went through ``Path`` (an argparse ``type=Path`` option) is recognised too, even
+    ``hf://`` squashed to ``hf:/``.
+    """
+    if checkpoint is None or Path(checkpoint).exists():
+        return None if checkpoint is None else Path(checkpoint)
+    spec = str(checkpoint)
+    if isinstance(checkpoint, Path) and spec.startswith("hf:/") and not spec.startswith(HF_PREFIX):
+        spec = HF_PREFIX + spec[len("hf:/"):]
+    return resolve(spec) if is_model_name(spec) else Path(checkpoint)
 
 
 def _from_mirror(file: HfFile) -> Path | None:
