@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, help="evaluate at most this many clouds")
     parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     parser.add_argument("--out", type=Path, help="write the summary and every IoU curve as JSON")
+    parser.add_argument("--save-dataset", type=Path, metavar="DIR",
+                        help="also write the evaluated clouds as a pointsam dataset (for --baseline mv-sam)")
     args = parser.parse_args(argv)
 
     from pointsam import hub
@@ -67,12 +69,22 @@ def main(argv: list[str] | None = None) -> None:
     grouping = {"num_patches": args.num_patches, "patch_size": args.patch_size}
     results, start = [], time.perf_counter()
     clouds = conversion(args)
+    writer = None
+    if args.save_dataset:
+        from pointsam.data.dataset import DatasetWriter
+
+        writer = DatasetWriter(args.save_dataset, name=f"{args.dataset}-eval", source=clouds.report.source,
+                               licence=clouds.report.licence)
     for i, cloud in enumerate(clouds):
         if args.limit is not None and i >= args.limit:
             break
         print(f"[{i + 1}] {cloud.name}: {cloud.num_points:,} points, {cloud.num_masks} masks",
               file=sys.stderr, flush=True)
         results += evaluate_cloud(predictor, cloud, max_clicks=10, **grouping)
+        if writer is not None:
+            writer.add(cloud)
+    if writer is not None:
+        writer.close()
     print(clouds.report.summary(), file=sys.stderr)
     summary = summarize(results)
     method = f"Point-SAM ({args.model if hub.is_model_name(args.model) else Path(args.model).name})"
