@@ -157,3 +157,46 @@ def test_scannet_json_bad_files(tmp_path, scene):
     segs.write_text("[1, 2")
     with pytest.raises(FileFormatError, match="not valid JSON"):
         read_scannet_labels(segs, agg)
+
+
+# ------------------------------------------------------------------------ one entry point per format
+
+
+@pytest.mark.parametrize("fmt", ["semantickitti", "pcd", "las", "scannet"])
+def test_label_files_round_trip_with_their_class_map(tmp_path, scene, fmt):
+    from pointsam.io.labelformats import read_label_files, write_label_files
+
+    # ScanNet20 ids shifted by one so id 0 is free for SemanticKITTI's 'unlabeled'.
+    cmap = load_class_map("scannet20")
+    cmap = type(cmap)([{"id": e.id + 1, "name": e.name, "color": e.color} for e in cmap], name="scannet20+1")
+    labels = np.where(scene["label"] >= 0, scene["label"] + 1, -1)
+    paths = write_label_files(fmt, tmp_path, "scan", scene["xyz"], labels, scene["instance"], cmap,
+                              scene["rgb"])
+    assert all(p.is_file() for p in paths) and paths[-1].name == "scan.classes.yaml"
+    back = read_label_files(fmt, tmp_path, "scan", num_points=len(labels))
+    assert back.class_map == cmap
+    if fmt == "scannet":  # objects carry the class of most of their points; unlabelled points: -1
+        assert (back.instance == scene["instance"]).all()
+        assert (back.labels[scene["instance"] < 0] == -1).all()
+        for obj in np.unique(scene["instance"][scene["instance"] >= 0]):
+            values, counts = np.unique(labels[scene["instance"] == obj], return_counts=True)
+            assert (back.labels[scene["instance"] == obj] == values[np.argmax(counts)]).all()
+    else:
+        assert (back.labels == labels).all()
+        if fmt != "las":  # LAS classification holds classes only
+            assert (back.instance == scene["instance"]).all()
+    with pytest.raises(FileExistsError, match="scan"):
+        write_label_files(fmt, tmp_path, "scan", scene["xyz"], labels, scene["instance"], cmap)
+
+
+def test_label_files_refuse_what_the_format_cannot_hold(tmp_path, scene):
+    from pointsam.io.labelformats import read_label_files, write_label_files
+
+    cmap = load_class_map("scannet20")  # id 0 is 'wall'
+    with pytest.raises(InputError, match="unlabelled points as class 0"):
+        write_label_files("semantickitti", tmp_path, "s", scene["xyz"], scene["label"], scene["instance"],
+                          cmap)
+    with pytest.raises(InputError, match="unknown label format"):
+        write_label_files("ply2", tmp_path, "s", scene["xyz"], scene["label"], scene["instance"], cmap)
+    with pytest.raises(FileFormatError, match="missing label file"):
+        read_label_files("pcd", tmp_path, "s")
