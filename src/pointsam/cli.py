@@ -68,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(command).parse_args(argv)
+    from pointsam.cli_common import prepare
     from pointsam.errors import PointSAMError
 
     try:
+        prepare(args)
         _resolve(COMMANDS[args.command].run)(args)
     except (PointSAMError, FileExistsError, FileNotFoundError) as exc:
         print(f"pointsam: error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pointsam.cli_common import add_common_arguments, load_model_from_args
 from pointsam.errors import PointSAMError
 
 MESH_OUTPUTS = (".obj", ".glb", ".gltf")
@@ -20,7 +21,6 @@ def add_segment_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `segment` subcommand."""
     seg = sub.add_parser(
         "segment",
-        help="segment an object or part from point prompts",
         description="Segment INPUT from clicks and write the best mask. Clicks are replayed in "
         "order (positives, then negatives, then indices), as a person would click.",
     )
@@ -34,10 +34,6 @@ def add_segment_parser(sub: argparse._SubParsersAction) -> None:
                      help="positive click on point number I of the input")
     seg.add_argument("--negative-index", type=int, action="append", default=[], metavar="I",
                      help="negative click on point number I of the input")
-    seg.add_argument("--checkpoint", type=Path, help="model weights, e.g. the official Point-SAM "
-                     "model.safetensors (default: the bundled small model)")
-    seg.add_argument("--config", default="large",
-                     help="architecture: large, giant, base or auto (default: large)")
     seg.add_argument("--out", type=Path, required=True,
                      help="output: .ply (mask field), .npy, .las/.laz, .txt, or .obj/.glb for mesh "
                      "input (labelled faces)")
@@ -47,8 +43,7 @@ def add_segment_parser(sub: argparse._SubParsersAction) -> None:
     seg.add_argument("--patch-size", type=int, help="override the patch size K")
     seg.add_argument("--mesh-samples", type=int, default=100_000,
                      help="points sampled from a mesh input (default 100000)")
-    seg.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    seg.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    add_common_arguments(seg, overwrite_help="replace OUTPUT if it exists")
 
 
 def _say(msg: str) -> None:
@@ -96,7 +91,6 @@ def _write_output(args, cloud, masks: np.ndarray, scores: np.ndarray) -> None:
 
 def run_segment(args: argparse.Namespace) -> None:
     """Run the `segment` subcommand."""
-    from pointsam.checkpoint import load_model
     from pointsam.io import read_point_cloud
     from pointsam.predictor import PointCloudPredictor
 
@@ -107,7 +101,7 @@ def run_segment(args: argparse.Namespace) -> None:
     cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
     _say(f"read {cloud.num_points:,} points from {args.input}")
     t1 = time.perf_counter()
-    model = load_model(args.checkpoint, config=args.config, device=args.device)
+    model = load_model_from_args(args)
     t2 = time.perf_counter()
     name = args.checkpoint.name if args.checkpoint else "bundled default model"
     params = sum(p.numel() for p in model.parameters()) / 1e6
@@ -133,7 +127,6 @@ def add_everything_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `everything` subcommand."""
     ev = sub.add_parser(
         "everything",
-        help="propose every object/part of a cloud automatically",
         description="Prompt the model at FPS points, keep confident and stable masks, remove "
         "duplicates by point-set NMS and write per-point labels (-1 = unlabelled).",
     )
@@ -141,8 +134,6 @@ def add_everything_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", type=Path, required=True,
                     help="output: .ply (input points + integer 'label' field), .npy (labels) or "
                     ".json (mask records with point indices)")
-    ev.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled small model)")
-    ev.add_argument("--config", default="large", help="large, giant, base or auto (default large)")
     ev.add_argument("--num-prompts", type=int, default=256,
                     help="FPS prompt points (default 256; the paper uses 1024 for scenes)")
     ev.add_argument("--points-per-batch", type=int, default=64, help="prompts decoded together")
@@ -157,8 +148,7 @@ def add_everything_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--num-patches", type=int, help="override the number of patches L")
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
     ev.add_argument("--mesh-samples", type=int, default=100_000)
-    ev.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
-    ev.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    add_common_arguments(ev, overwrite_help="replace OUTPUT if it exists")
 
 
 def _records_json(records: list[dict]) -> list[dict]:
@@ -170,7 +160,6 @@ def _records_json(records: list[dict]) -> list[dict]:
 def run_everything(args: argparse.Namespace) -> None:
     """Run the `everything` subcommand."""
     from pointsam.automatic import AutomaticMaskGenerator, records_to_labels
-    from pointsam.checkpoint import load_model
     from pointsam.io import read_point_cloud, write_labels
     from pointsam.io.writers import atomic_output
 
@@ -180,7 +169,7 @@ def run_everything(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.overwrite:
         raise PointSAMError(f"{args.out} exists; pass --overwrite to replace it")
     cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
-    model = load_model(args.checkpoint, config=args.config, device=args.device)
+    model = load_model_from_args(args)
     generator = AutomaticMaskGenerator(
         model, num_prompts=args.num_prompts, points_per_batch=args.points_per_batch,
         pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,

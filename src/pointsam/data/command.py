@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from pointsam.cli_common import add_common_arguments
 from pointsam.errors import PointSAMError
 
 CONVERT_FORMATS = ("partnet", "partnet-mobility", "shapenet-part", "ply", "scannet-pointcept", "scannet",
@@ -17,14 +18,12 @@ def add_convert_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `convert` subcommand."""
     conv = sub.add_parser(
         "convert",
-        help="convert a labelled 3D dataset into the pointsam training format",
         description="Convert INPUT (a file, an item folder or a dataset root, searched recursively) "
         "into a pointsam dataset folder (dataset.json + one .npz per cloud).",
     )
     conv.add_argument("format", choices=CONVERT_FORMATS, help="source format")
     conv.add_argument("input", type=Path, help="source file or folder")
     conv.add_argument("--out", type=Path, required=True, help="dataset folder to create")
-    conv.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     conv.add_argument("--name", help="dataset name (default: the --out folder name)")
     conv.add_argument("--val-categories", nargs="+", metavar="CAT", default=[],
                       help="write train/val splits: these categories go to val")
@@ -42,6 +41,8 @@ def add_convert_parser(sub: argparse._SubParsersAction) -> None:
                       help="skip blocks with fewer points (default 1024)")
     conv.add_argument("--min-mask-points", type=int, default=10,
                       help="drop block / partnet-mobility masks with fewer points (default 10)")
+    add_common_arguments(conv, model=False, device=False,
+                         overwrite_help="replace an existing dataset at --out")
 
 
 def _say(msg: str) -> None:

@@ -7,20 +7,19 @@ import sys
 import time
 from pathlib import Path
 
+from pointsam.cli_common import add_common_arguments, load_model_from_args
+
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `eval` subcommand."""
     ev = sub.add_parser(
         "eval",
-        help="interactive segmentation evaluation (IoU@k, NoC) on a labelled dataset",
         description="Simulate clicks (first click at the mask point farthest from its border, "
         "then the farther of the false-negative / false-positive candidates) on every mask of "
         "DATASET and report IoU@1..10 and NoC@80/85/90 (capped at --max-clicks), per object and "
         "per class. Writes results.json, report.md and iou_vs_clicks.png into --out.",
     )
     ev.add_argument("dataset", type=Path, help="pointsam dataset folder (see `pointsam convert`)")
-    ev.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled small model)")
-    ev.add_argument("--config", default="large", help="large, giant, base or auto (default large)")
     ev.add_argument("--out", type=Path, required=True, help="folder for the report")
     ev.add_argument("--split", help="evaluate only this split of dataset.json (e.g. val)")
     ev.add_argument("--categories", nargs="+", metavar="CAT", help="evaluate only these categories")
@@ -29,8 +28,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=int, help="evaluate at most this many clouds")
     ev.add_argument("--num-patches", type=int, help="override the number of patches L")
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
-    ev.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
-    ev.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    add_common_arguments(ev, overwrite_help="replace an existing report")
     ev.add_argument("--baseline", choices=["mv-sam"], help="evaluate a baseline instead of Point-SAM: "
                     "mv-sam = 2D SAM clicked per view, lifted to the points (paper Sec. 5.1)")
     ev.add_argument("--sam-checkpoint", type=Path, help="mv-sam: local transformers SAM folder")
@@ -49,7 +47,6 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> None:
     """Run the `eval` subcommand."""
-    from pointsam.checkpoint import load_model
     from pointsam.data.dataset import PointCloudDataset
     from pointsam.errors import InputError
     from pointsam.evaluation.interactive import evaluate_interactive, summarize
@@ -71,7 +68,7 @@ def run_eval(args: argparse.Namespace) -> None:
         from pointsam.engine.mvsam import run_mvsam_eval
 
         return run_mvsam_eval(args, dataset.subset(clouds))
-    model = load_model(args.checkpoint, config=args.config, device=args.device)
+    model = load_model_from_args(args)
     subset = dataset.subset(clouds)
     if args.proposals:
         _run_proposals(args, model, subset)
