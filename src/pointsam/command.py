@@ -14,7 +14,10 @@ import numpy as np
 from pointsam.cli_common import add_common_arguments, load_model_from_args
 from pointsam.errors import PointSAMError
 
-MESH_OUTPUTS = (".obj", ".glb", ".gltf")
+MESH_OUTPUTS = (".obj", ".glb")
+POINT_OUTPUTS = (".ply", ".npy", ".las", ".laz", ".txt", ".csv", ".xyz")
+ALL_MASKS_OUTPUTS = (".ply", ".npy")
+MAX_CLICKS = 100  # each click re-decodes with all earlier ones: 1000 clicks took minutes
 
 
 def add_segment_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +60,45 @@ def _prompts(args: argparse.Namespace) -> tuple[np.ndarray | None, list[int], li
     labels += [1] * len(args.point_index) + [0] * len(args.negative_index)
     if not labels:
         raise PointSAMError("give at least one click: --point X Y Z or --point-index I")
+    if len(labels) > MAX_CLICKS:
+        raise PointSAMError(f"{len(labels)} clicks given; at most {MAX_CLICKS} per run (each click is "
+                            "decoded with all earlier ones)")
+    negative = [i for i in indices if i < 0]
+    if negative:
+        raise PointSAMError(f"point index {negative[0]} is out of range: indices are in [0, N), "
+                            "N = the input's point count")
     return (np.array(coords, np.float64) if coords else None), indices, labels
+
+
+def _ply_has_faces(path: Path) -> bool:
+    """Whether a PLY header declares faces (read from the first 64 KB only; unreadable = maybe)."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(65536).split(b"end_header", 1)[0]
+    except OSError:
+        return True  # the reader reports the real problem
+    return any(line.split()[1:2] == [b"face"] and line.split()[2:3] != [b"0"]
+               for line in header.splitlines() if line.startswith(b"element"))
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse, before reading or computing anything, an output that could not be written."""
+    from pointsam.io.mesh import MESH_EXTENSIONS
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (*POINT_OUTPUTS, *MESH_OUTPUTS):
+        raise PointSAMError(f"--out {args.out.name!r}: unknown extension; use one of "
+                            f"{', '.join(POINT_OUTPUTS + MESH_OUTPUTS)}")
+    if args.all_masks and suffix not in ALL_MASKS_OUTPUTS:
+        raise PointSAMError(f"--all-masks needs a .ply or .npy output, got {args.out.name!r}")
+    source = args.input.suffix.lower()
+    if suffix in MESH_OUTPUTS and (source not in (*MESH_EXTENSIONS, ".ply")
+                                   or source == ".ply" and not _ply_has_faces(args.input)):
+        raise PointSAMError(f"{suffix} output needs a mesh input; use .ply or .npy for point clouds")
+    if args.out.is_dir():
+        raise PointSAMError(f"--out {args.out} is a folder; give a file name")
+    if args.out.exists() and not args.overwrite:
+        raise PointSAMError(f"{args.out} exists; pass --overwrite to replace it")
 
 
 def _write_output(args, cloud, masks: np.ndarray, scores: np.ndarray) -> None:
@@ -94,9 +135,8 @@ def run_segment(args: argparse.Namespace) -> None:
     from pointsam.io import read_point_cloud
     from pointsam.predictor import PointCloudPredictor
 
-    if args.out.exists() and not args.overwrite:
-        raise PointSAMError(f"{args.out} exists; pass --overwrite to replace it")
     coords, indices, labels = _prompts(args)
+    _check_output(args)
     t0 = time.perf_counter()
     cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
     _say(f"read {cloud.num_points:,} points from {args.input}")
@@ -110,6 +150,8 @@ def run_segment(args: argparse.Namespace) -> None:
     predictor.set_point_cloud(cloud.xyz, cloud.rgb, num_patches=args.num_patches,
                               patch_size=args.patch_size, progress=lambda m: _say(m + " ..."))
     t3 = time.perf_counter()
+    if len(labels) > 10:
+        _say(f"replaying {len(labels)} clicks ...")
     masks, scores, _ = predictor.predict_clicks(coords, labels, point_indices=indices or None)
     t4 = time.perf_counter()
     _write_output(args, cloud, masks, scores)

@@ -97,13 +97,14 @@ def run_engine(args: argparse.Namespace) -> None:
             raise InputError("--limit must be at least 1")
         items = items[: args.limit]
     mine = shard(items, rank, world)
-    output = EngineOutput(args.out)
-    output.prepare(settings.to_dict(), overwrite=args.overwrite, may_reset=world == 1)
     device = args.device
     if device is None and torch.cuda.is_available():
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    # Both models load before --out is touched: a failed start leaves nothing that blocks the rerun.
     segmenter = SamSegmenter(load_sam(args.sam_checkpoint, device), settings.proposals)
     predictor = PointCloudPredictor(load_model_from_args(args, device))
+    output = EngineOutput(args.out)
+    output.prepare(settings.to_dict(), overwrite=args.overwrite, may_reset=world == 1)
     say = lambda msg: print(f"[rank {rank}/{world}] {msg}", file=sys.stderr, flush=True)
     say(f"{len(mine)} of {len(items)} meshes in this shard")
     start = time.perf_counter()
