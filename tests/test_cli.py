@@ -10,19 +10,17 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
-from pointsam import PointSAMConfig, build_model
 from pointsam.checkpoint import save_model
 from pointsam.cli import main
+
+from conftest import tiny_model
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "pointsam" / "assets" / "example_table.ply"
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    cfg = PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2, num_patches=64,
-                               patch_size=16)
-    return save_model(build_model(cfg), path)
+    return save_model(tiny_model(), tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
 
 
 def test_segment_example_writes_ply_mask(ckpt, tmp_path, capsys):
@@ -80,6 +78,7 @@ def test_refuses_to_overwrite_and_reports_errors(ckpt, tmp_path, capsys):
     assert "nope.safetensors" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_runs(ckpt, tmp_path):
     out = tmp_path / "cli.npy"
     res = subprocess.run(
