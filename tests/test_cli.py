@@ -111,3 +111,14 @@ def test_missing_checkpoint_says_where_to_get_it(tmp_path, capsys):
     assert main(["segment", str(EXAMPLE), "--point-index", "1", "--checkpoint",
                  str(tmp_path / "model.safetensors"), "--out", str(tmp_path / "o.ply")]) == 2
     assert "yuchen0187/Point-SAM" in capsys.readouterr().err
+
+
+def test_old_everything_module_still_imports():
+    import importlib
+
+    from pointsam.command import run_everything
+
+    sys.modules.pop("pointsam.automatic_command", None)
+    with pytest.warns(DeprecationWarning, match="pointsam.command"):
+        old = importlib.import_module("pointsam.automatic_command")
+    assert old.run_everything is run_everything

@@ -221,3 +221,14 @@ def test_failed_engine_start_leaves_nothing_behind(tmp_path, capsys):
     assert main(["engine", str(mesh), "--sam-checkpoint", str(tmp_path / "sam"), "--out", str(out)]) == 2
     assert "not a SAM checkpoint folder" in error_line(capsys)
     assert not out.exists()  # no settings written that would block the corrected rerun
+
+
+def test_missing_optional_package_names_its_extra(tmp_path, capsys, monkeypatch):
+    import pointsam.command
+
+    def needs_matplotlib(args):
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+    monkeypatch.setattr(pointsam.command, "run_segment", needs_matplotlib)
+    assert main(segment(tmp_path, "--point-index", "1")) == 2
+    assert 'pip install "pointsam[plot]"' in error_line(capsys)

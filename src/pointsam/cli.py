@@ -43,6 +43,11 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+# Optional packages (top-level module -> the pyproject extra that installs them).
+EXTRAS = {"matplotlib": "plot", "yaml": "yaml", "tensorboard": "train", "transformers": "engine",
+          "PIL": "engine", "embreex": "engine"}
+
+
 def _resolve(target: str) -> Any:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
@@ -76,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         _resolve(COMMANDS[args.command].run)(args)
     except (PointSAMError, FileExistsError, FileNotFoundError) as exc:
         print(f"pointsam: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f"pointsam: error: `pointsam {args.command}` needs {exc.name}, which is not installed: "
+              f"pip install \"pointsam[{extra}]\"", file=sys.stderr)
         return 2
     return 0
 
