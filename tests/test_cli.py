@@ -10,19 +10,17 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
-from pointsam import PointSAMConfig, build_model
 from pointsam.checkpoint import save_model
 from pointsam.cli import main
+
+from conftest import tiny_model
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "pointsam" / "assets" / "example_table.ply"
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    cfg = PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2, num_patches=64,
-                               patch_size=16)
-    return save_model(build_model(cfg), path)
+    return save_model(tiny_model(), tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
 
 
 def test_segment_example_writes_ply_mask(ckpt, tmp_path, capsys):
@@ -80,6 +78,7 @@ def test_refuses_to_overwrite_and_reports_errors(ckpt, tmp_path, capsys):
     assert "nope.safetensors" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_runs(ckpt, tmp_path):
     out = tmp_path / "cli.npy"
     res = subprocess.run(
@@ -112,3 +111,14 @@ def test_missing_checkpoint_says_where_to_get_it(tmp_path, capsys):
     assert main(["segment", str(EXAMPLE), "--point-index", "1", "--checkpoint",
                  str(tmp_path / "model.safetensors"), "--out", str(tmp_path / "o.ply")]) == 2
     assert "yuchen0187/Point-SAM" in capsys.readouterr().err
+
+
+def test_old_everything_module_still_imports():
+    import importlib
+
+    from pointsam.command import run_everything
+
+    sys.modules.pop("pointsam.automatic_command", None)
+    with pytest.warns(DeprecationWarning, match="pointsam.command"):
+        old = importlib.import_module("pointsam.automatic_command")
+    assert old.run_everything is run_everything

@@ -11,6 +11,8 @@ import time
 import webbrowser
 from pathlib import Path
 
+from pointsam.cli_common import add_common_arguments, load_model_from_args
+
 DEFAULT_PORT = 8765
 
 
@@ -18,16 +20,11 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `annotate` subcommand."""
     an = sub.add_parser(
         "annotate",
-        help="label objects interactively in the browser (local web app)",
         description="Serve a local, offline web page to label INPUT: click to segment, accept masks as "
         "named objects, export labels. Every change is saved to a sidecar file and resumed on reopening.",
     )
     an.add_argument("input", type=Path, help="point cloud or mesh (.ply .las .laz .pcd .npy .npz .xyz "
                     ".txt .obj .glb ...)")
-    an.add_argument("--checkpoint", type=Path, help="model weights (.safetensors); default: the "
-                    "bundled small model")
-    an.add_argument("--config", default="large", help="architecture: large, giant, base or auto "
-                    "(default large; a config stored in the checkpoint wins)")
     an.add_argument("--labels", type=Path, help="annotation file (default: INPUT.pointsam.json beside "
                     "INPUT, or in the current folder when INPUT's folder is read-only)")
     an.add_argument("--out-dir", type=Path, help="folder for exports (default: the annotation file's)")
@@ -42,8 +39,8 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
                     ".obj/.glb/.gltf meshes, else z)")
     an.add_argument("--mesh-samples", type=int, default=100_000,
                     help="points sampled from a mesh input (default 100000)")
-    an.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     an.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    add_common_arguments(an, overwrite=False)
 
 
 def _say(msg: str) -> None:
@@ -77,14 +74,13 @@ def _load(args: argparse.Namespace, sidecar: Path):
     from pointsam.app.export import export_stem
     from pointsam.app.server import AnnotateApp
     from pointsam.app.session import AnnotationSession
-    from pointsam.checkpoint import load_model
     from pointsam.io import read_point_cloud
     from pointsam.predictor import PointCloudPredictor
 
     t0 = time.perf_counter()
     cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
     _say(f"read {cloud.num_points:,} points from {args.input} in {time.perf_counter() - t0:.1f} s")
-    model = load_model(args.checkpoint, config=args.config, device=args.device)
+    model = load_model_from_args(args)
     predictor = PointCloudPredictor(model)
     t1 = time.perf_counter()
     predictor.set_point_cloud(cloud.xyz, cloud.rgb, progress=lambda m: _say(m + " ..."))

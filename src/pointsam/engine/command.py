@@ -8,12 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+from pointsam.cli_common import add_common_arguments, load_model_from_args
+
 
 def add_engine_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `engine` subcommand."""
     en = sub.add_parser(
         "engine",
-        help="generate pseudo-labelled training data from meshes with 2D SAM + Point-SAM",
         description="Render each mesh (a file, or an object folder: all its meshes combined) from "
         "fixed cameras, fuse an RGB-D point cloud, take SAM's automatic proposals per view and lift "
         "each to a 3D mask by prompting Point-SAM, refining on the other views (paper Sec. 4). "
@@ -24,8 +25,6 @@ def add_engine_parser(sub: argparse._SubParsersAction) -> None:
     en.add_argument("--sam-checkpoint", type=Path, required=True,
                     help="local folder of a transformers SAM model (config.json + weights)")
     en.add_argument("--out", type=Path, required=True, help="dataset folder to create or resume")
-    en.add_argument("--checkpoint", type=Path, help="Point-SAM weights (default: the bundled small model)")
-    en.add_argument("--config", default="large", help="Point-SAM architecture (default large)")
     en.add_argument("--name", help="dataset name (default: the --out folder name)")
     en.add_argument("--views", type=int, default=6, help="cameras per mesh (default 6)")
     en.add_argument("--image-size", type=int, default=512, help="render size in pixels (default 512)")
@@ -48,9 +47,9 @@ def add_engine_parser(sub: argparse._SubParsersAction) -> None:
     en.add_argument("--limit", type=int, help="label at most this many meshes (of all ranks)")
     en.add_argument("--rank", type=int, help="this rank (default: $RANK or 0)")
     en.add_argument("--world-size", type=int, help="number of ranks (default: $WORLD_SIZE or 1)")
-    en.add_argument("--device", help="cpu, cuda ... (default: cuda:$LOCAL_RANK if available)")
     en.add_argument("--no-progress", action="store_true", help="no progress bar")
-    en.add_argument("--overwrite", action="store_true", help="discard an earlier engine run at --out")
+    add_common_arguments(en, device_help="cpu, cuda ... (default: cuda:$LOCAL_RANK if available)",
+                         overwrite_help="discard an earlier engine run at --out")
 
 
 def _settings(args: argparse.Namespace):
@@ -83,7 +82,6 @@ def run_engine(args: argparse.Namespace) -> None:
     """Run the `engine` subcommand."""
     import torch
 
-    from pointsam.checkpoint import load_model
     from pointsam.engine.runner import EngineOutput, dist_rank, find_meshes, run_shard, shard
     from pointsam.engine.sam2d import SamSegmenter, load_sam
     from pointsam.errors import InputError
@@ -99,13 +97,14 @@ def run_engine(args: argparse.Namespace) -> None:
             raise InputError("--limit must be at least 1")
         items = items[: args.limit]
     mine = shard(items, rank, world)
-    output = EngineOutput(args.out)
-    output.prepare(settings.to_dict(), overwrite=args.overwrite, may_reset=world == 1)
     device = args.device
     if device is None and torch.cuda.is_available():
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    # Both models load before --out is touched: a failed start leaves nothing that blocks the rerun.
     segmenter = SamSegmenter(load_sam(args.sam_checkpoint, device), settings.proposals)
-    predictor = PointCloudPredictor(load_model(args.checkpoint, config=args.config, device=device))
+    predictor = PointCloudPredictor(load_model_from_args(args, device))
+    output = EngineOutput(args.out)
+    output.prepare(settings.to_dict(), overwrite=args.overwrite, may_reset=world == 1)
     say = lambda msg: print(f"[rank {rank}/{world}] {msg}", file=sys.stderr, flush=True)
     say(f"{len(mine)} of {len(items)} meshes in this shard")
     start = time.perf_counter()

@@ -7,20 +7,19 @@ import sys
 import time
 from pathlib import Path
 
+from pointsam.cli_common import add_common_arguments, load_model_from_args
+
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `eval` subcommand."""
     ev = sub.add_parser(
         "eval",
-        help="interactive segmentation evaluation (IoU@k, NoC) on a labelled dataset",
         description="Simulate clicks (first click at the mask point farthest from its border, "
         "then the farther of the false-negative / false-positive candidates) on every mask of "
         "DATASET and report IoU@1..10 and NoC@80/85/90 (capped at --max-clicks), per object and "
         "per class. Writes results.json, report.md and iou_vs_clicks.png into --out.",
     )
     ev.add_argument("dataset", type=Path, help="pointsam dataset folder (see `pointsam convert`)")
-    ev.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled small model)")
-    ev.add_argument("--config", default="large", help="large, giant, base or auto (default large)")
     ev.add_argument("--out", type=Path, required=True, help="folder for the report")
     ev.add_argument("--split", help="evaluate only this split of dataset.json (e.g. val)")
     ev.add_argument("--categories", nargs="+", metavar="CAT", help="evaluate only these categories")
@@ -29,8 +28,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=int, help="evaluate at most this many clouds")
     ev.add_argument("--num-patches", type=int, help="override the number of patches L")
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
-    ev.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
-    ev.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    add_common_arguments(ev, overwrite_help="replace an existing report")
     ev.add_argument("--baseline", choices=["mv-sam"], help="evaluate a baseline instead of Point-SAM: "
                     "mv-sam = 2D SAM clicked per view, lifted to the points (paper Sec. 5.1)")
     ev.add_argument("--sam-checkpoint", type=Path, help="mv-sam: local transformers SAM folder")
@@ -39,7 +37,14 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     prop.add_argument("--proposals", action="store_true",
                       help="evaluate AR / AR@25 / AR@50 of `pointsam everything` instead of clicks")
     prop.add_argument("--num-prompts", type=int, default=1024, help="FPS prompts (default 1024)")
+    prop.add_argument("--points-per-batch", type=int, default=64, help="prompts decoded together (64)")
+    prop.add_argument("--pred-iou-thresh", type=float, default=0.7,
+                      help="keep proposals with at least this predicted IoU (default 0.7)")
+    prop.add_argument("--stability-thresh", type=float, default=0.85,
+                      help="keep proposals with at least this stability score (default 0.85)")
     prop.add_argument("--nms-thresh", type=float, default=0.3, help="point-set NMS IoU (default 0.3)")
+    prop.add_argument("--min-proposal-points", type=int, default=20,
+                      help="drop proposals with fewer points (default 20)")
     prop.add_argument("--max-masks", type=int, default=250, help="top proposals kept (default 250)")
     prop.add_argument("--max-points", type=int, default=100_000,
                       help="down-sample bigger clouds (default 100000)")
@@ -49,15 +54,22 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> None:
     """Run the `eval` subcommand."""
-    from pointsam.checkpoint import load_model
     from pointsam.data.dataset import PointCloudDataset
     from pointsam.errors import InputError
     from pointsam.evaluation.interactive import evaluate_interactive, summarize
-    from pointsam.evaluation.report import markdown_table, write_report
+    from pointsam.evaluation.report import markdown_table, refuse_existing, write_report
     from pointsam.predictor import PointCloudPredictor
 
     if args.max_clicks < 1:
         raise InputError("--max-clicks must be at least 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out} is a file; give a folder for the report")
+    # Refuse an existing report before any compute (mv-sam checks its own files).
+    reports = {"proposals": ("proposals.json", "proposals.md"),
+               "interactive": ("results.json", "report.md", "iou_vs_clicks.png")}
+    if args.baseline is None:
+        refuse_existing([args.out / n for n in reports["proposals" if args.proposals else "interactive"]],
+                        args.overwrite)
     dataset = PointCloudDataset(args.dataset, split=args.split)
     clouds = list(range(len(dataset)))
     if args.categories:
@@ -71,7 +83,7 @@ def run_eval(args: argparse.Namespace) -> None:
         from pointsam.engine.mvsam import run_mvsam_eval
 
         return run_mvsam_eval(args, dataset.subset(clouds))
-    model = load_model(args.checkpoint, config=args.config, device=args.device)
+    model = load_model_from_args(args)
     subset = dataset.subset(clouds)
     if args.proposals:
         _run_proposals(args, model, subset)
@@ -97,13 +109,13 @@ def _run_proposals(args: argparse.Namespace, model, subset) -> None:
 
     from pointsam.automatic import AutomaticMaskGenerator
     from pointsam.evaluation.proposals import evaluate_proposals
-    from pointsam.evaluation.report import refuse_existing
     from pointsam.io.writers import atomic_output
 
     json_path, md_path = args.out / "proposals.json", args.out / "proposals.md"
-    refuse_existing([json_path, md_path], args.overwrite)
     generator = AutomaticMaskGenerator(
-        model, num_prompts=args.num_prompts, nms_iou_thresh=args.nms_thresh,
+        model, num_prompts=args.num_prompts, points_per_batch=args.points_per_batch,
+        pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
+        nms_iou_thresh=args.nms_thresh, min_mask_points=args.min_proposal_points,
         max_masks=args.max_masks, max_points=args.max_points, num_patches=args.num_patches,
         patch_size=args.patch_size,
     )
@@ -125,3 +137,10 @@ def _run_proposals(args: argparse.Namespace, model, subset) -> None:
         tmp.write_text(table)
     print(table)
     print(f"{len(rows)} clouds in {time.perf_counter() - start:.1f} s; wrote {json_path}, {md_path}")
+    if pooled["AR"] == 0:
+        kept = sum(r["num_proposals"] for r in rows)
+        print(f"pointsam: note: AR is 0: no ground-truth mask was matched at IoU >= 0.5 ({kept} proposals "
+              f"kept at "
+              f"--pred-iou-thresh {args.pred_iou_thresh} and --stability-thresh {args.stability_thresh}); "
+              "lower them (e.g. 0.3 and 0.5), and for the bundled small model, whose scores run low, "
+              "prefer the official checkpoint", file=sys.stderr)

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from pointsam.cli_common import add_common_arguments, load_model_from_args
+
 
 def _level(text: str) -> int | None:
     if text == "auto":
@@ -25,7 +27,6 @@ def add_fewshot_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `fewshot` subcommand."""
     fs = sub.add_parser(
         "fewshot",
-        help="few-shot part segmentation: train a head on frozen features of k shapes per category",
         description="For each category, draw --shots labelled shapes (seeded), train a part "
         "segmentation head (feature propagation + MLP, cross-entropy) on frozen features of ViT "
         "blocks 4, 8 and the last, and report the mIoU on the category's other shapes: per category, "
@@ -35,9 +36,6 @@ def add_fewshot_parser(sub: argparse._SubParsersAction) -> None:
                     "convert`), with categories and named masks")
     fs.add_argument("--split", help="use only this split of dataset.json")
     fs.add_argument("--shots", type=int, required=True, help="labelled training shapes per category")
-    fs.add_argument("--checkpoint", type=Path,
-                    help="model weights (default: the bundled small model)")
-    fs.add_argument("--config", default="large", help="large, giant, base or auto (default large)")
     fs.add_argument("--categories", nargs="+", metavar="CAT", help="only these categories")
     fs.add_argument("--part-level", type=_level, default=None, metavar="auto|N",
                     help="hierarchy level of the part labels (default auto: the first level that "
@@ -50,13 +48,11 @@ def add_fewshot_parser(sub: argparse._SubParsersAction) -> None:
     fs.add_argument("--max-test", type=int, help="test at most this many shapes per category")
     fs.add_argument("--seed", type=int, default=0, help="seed of the support draw and training")
     fs.add_argument("--out", type=Path, help="write the JSON report here")
-    fs.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
-    fs.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_common_arguments(fs, overwrite_help="replace an existing --out")
 
 
 def run_fewshot(args: argparse.Namespace) -> None:
     """Run the `fewshot` subcommand."""
-    from pointsam.checkpoint import load_model
     from pointsam.data.dataset import PointCloudDataset
     from pointsam.errors import InputError
     from pointsam.fewshot.data import split_categories
@@ -76,7 +72,7 @@ def run_fewshot(args: argparse.Namespace) -> None:
     dataset = PointCloudDataset(args.data, split=args.split)
     episodes = split_categories(dataset, args.shots, args.seed, args.categories, args.part_level,
                                 args.max_test)
-    model = load_model(args.checkpoint, config=args.config, device=args.device)
+    model = load_model_from_args(args)
     extractor = FeatureExtractor(model, args.layers or DEFAULT_LAYERS)
     start = time.perf_counter()
     report = evaluate_episodes(extractor, episodes, head_cfg, args.seed,

@@ -11,12 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+from pointsam.cli_common import add_common_arguments
+
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `train` subcommand."""
     tr = sub.add_parser(
         "train",
-        help="train or fine-tune a model on a pointsam dataset",
         description="Train with simulated interactive clicks (paper Sec. 3 and Appendix A). CONFIG is "
         "a .json or .yaml file of pointsam.train.TrainConfig fields; command-line options override it. "
         "Run under `torchrun --nproc_per_node G -m pointsam train ...` for data-parallel training.",
@@ -37,8 +38,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                     help="autocast precision (default from the config: auto = bf16 on CUDA, fp32 on CPU)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a "
                     "terminal, by rank 0)")
-    tr.add_argument("--device", help="cpu, cuda ... (default: cuda if available; under torchrun each "
-                    "rank uses cuda:LOCAL_RANK)")
+    add_common_arguments(tr, model=False, overwrite=False, device_help="cpu, cuda ... (default: cuda if "
+                         "available; under torchrun each rank uses cuda:LOCAL_RANK)")
 
 
 def run_train(args: argparse.Namespace) -> None:

@@ -1,0 +1,83 @@
+"""The options every `pointsam` command shares (--checkpoint, --config, --device, --overwrite,
+--threads), defined once, checked before anything slow is loaded."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pointsam.errors import InputError
+
+CONFIGS = ("large", "giant", "base", "auto")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, model: bool = True, device: bool = True,
+                         overwrite: bool = True,
+                         device_help: str = "cpu, cuda, cuda:N or mps (default: cuda if available)",
+                         overwrite_help: str = "replace the output if it exists") -> None:
+    """Add the shared options to a command's parser: the model ones only when it loads a Point-SAM
+    model, --device when it computes with torch, --overwrite when its output could exist."""
+    group = parser.add_argument_group("common options")
+    if model:
+        group.add_argument("--checkpoint", type=Path, help="model weights, e.g. the official Point-SAM "
+                           "model.safetensors (default: the bundled small model)")
+        group.add_argument("--config", metavar="{" + ",".join(CONFIGS) + "}",
+                           help="architecture (default: the config stored in the checkpoint, else large)")
+    if device:
+        group.add_argument("--device", help=device_help)
+    if overwrite:
+        group.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    group.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: the free physical "
+                       "cores; or set $POINTSAM_THREADS)")
+
+
+def check_device(text: str | None) -> str | None:
+    """`text` if it names a device this torch can use, else a clear InputError (None = automatic)."""
+    if text is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise InputError(f"--device {text!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else "no usable GPU"
+            raise InputError(f"--device {text}: CUDA is not available (torch {torch.__version__}, {build}); "
+                             "use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InputError(f"--device {text}: Apple MPS is not available here; use --device cpu")
+    elif device.type != "cpu":
+        raise InputError(f"--device {text}: pointsam runs on cpu, cuda or mps")
+    return text
+
+
+def check_config(name: str | None) -> str | None:
+    """`name` if it is a known architecture preset or 'auto', else a clear InputError."""
+    if name is not None and name not in CONFIGS:
+        raise InputError(f"--config {name!r} is not an architecture; choose one of {', '.join(CONFIGS)}")
+    return name
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Check the shared options of a parsed command line and set the thread count, before any loading."""
+    from pointsam.utils.threads import choose_threads, set_threads
+
+    if "checkpoint" in args:  # the Point-SAM model options (train's `config` is its training file)
+        check_config(args.config)
+    if "device" in args:
+        check_device(args.device)
+    if "threads" in args:
+        args.threads = set_threads(choose_threads(args.threads))
+
+
+def load_model_from_args(args: argparse.Namespace, device=None):
+    """The Point-SAM model named by --checkpoint/--config, on `device` (default: --device)."""
+    from pointsam.checkpoint import load_model
+
+    config = {"config": args.config} if args.config is not None else {}
+    return load_model(args.checkpoint, device=device if device is not None else args.device, **config)
