@@ -122,3 +122,35 @@ def test_old_everything_module_still_imports():
     with pytest.warns(DeprecationWarning, match="pointsam.command"):
         old = importlib.import_module("pointsam.automatic_command")
     assert old.run_everything is run_everything
+
+
+def test_segment_keeps_every_input_field(ckpt, tmp_path):
+    """PLY normals/intensity/label and LAS classification + extra dims survive `segment`."""
+    import laspy
+
+    from test_io_fields import _rich_las, _rich_ply
+
+    src = _rich_ply(tmp_path / "rich.ply")
+    out = tmp_path / "rich_mask.ply"
+    assert main(["segment", str(src), "--point-index", "3", "--checkpoint", str(ckpt),
+                 "--out", str(out)]) == 0
+    before, after = PlyData.read(str(src))["vertex"].data, PlyData.read(str(out))["vertex"].data
+    for name in before.dtype.names:
+        np.testing.assert_array_equal(after[name], before[name])
+    assert "mask" in after.dtype.names and len(after) == len(before)
+
+    las = _rich_las(tmp_path / "rich.las")
+    out_las = tmp_path / "rich_mask.las"
+    assert main(["segment", str(las), "--point-index", "3", "--checkpoint", str(ckpt),
+                 "--out", str(out_las)]) == 0
+    a, b = laspy.read(las), laspy.read(out_las)
+    np.testing.assert_array_equal(b.classification, a.classification)  # untouched unless asked
+    np.testing.assert_array_equal(b["confidence"], a["confidence"])
+    np.testing.assert_array_equal(b["tree_id"], a["tree_id"])
+    mask = np.asarray(b["mask"]).astype(bool)
+    out2 = tmp_path / "rich_cls.las"
+    assert main(["segment", str(las), "--point-index", "3", "--checkpoint", str(ckpt),
+                 "--out", str(out2), "--classification-value", "6"]) == 0
+    c = laspy.read(out2)
+    np.testing.assert_array_equal(np.asarray(c.classification)[mask], 6)
+    np.testing.assert_array_equal(np.asarray(c.classification)[~mask], np.asarray(a.classification)[~mask])

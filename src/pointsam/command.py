@@ -46,6 +46,9 @@ def add_segment_parser(sub: argparse._SubParsersAction) -> None:
     seg.add_argument("--patch-size", type=int, help="override the patch size K")
     seg.add_argument("--mesh-samples", type=int, default=100_000,
                      help="points sampled from a mesh input (default 100000)")
+    seg.add_argument("--classification-value", type=int, metavar="K",
+                     help="LAS/LAZ output: also set the classification of the masked points to K "
+                     "(0..255; by default the classification is left as it was)")
     add_common_arguments(seg, overwrite_help="replace OUTPUT if it exists")
 
 
@@ -95,10 +98,22 @@ def _check_output(args: argparse.Namespace) -> None:
     if suffix in MESH_OUTPUTS and (source not in (*MESH_EXTENSIONS, ".ply")
                                    or source == ".ply" and not _ply_has_faces(args.input)):
         raise PointSAMError(f"{suffix} output needs a mesh input; use .ply or .npy for point clouds")
+    if args.classification_value is not None:
+        if suffix not in (".las", ".laz"):
+            raise PointSAMError(f"--classification-value needs a .las/.laz output, got {args.out.name!r}")
+        if not 0 <= args.classification_value <= 255:
+            raise PointSAMError(f"--classification-value must be in 0..255, got {args.classification_value}")
     if args.out.is_dir():
         raise PointSAMError(f"--out {args.out} is a folder; give a file name")
-    if args.out.exists() and not args.overwrite:
-        raise PointSAMError(f"{args.out} exists; pass --overwrite to replace it")
+    _check_writable(args)
+
+
+def _check_writable(args: argparse.Namespace, cloud=None) -> None:
+    """Existing file, unwritable folder, or the input itself (once read): refused before compute."""
+    from pointsam.io.writers import check_output
+
+    kind = "mesh" if args.out.suffix.lower() in MESH_OUTPUTS else "labels"
+    check_output(args.out, args.overwrite, kind=kind, source=cloud)
 
 
 def _write_output(args, cloud, masks: np.ndarray, scores: np.ndarray) -> None:
@@ -110,11 +125,11 @@ def _write_output(args, cloud, masks: np.ndarray, scores: np.ndarray) -> None:
         if cloud.mesh is None or cloud.face_index is None:
             raise PointSAMError(f"{suffix} output needs a mesh input; use .ply or .npy for clouds")
         faces = labels_to_faces(cloud.mesh, cloud.xyz, cloud.face_index, best.astype(np.int64))
-        write_mesh_labels(args.out, cloud.mesh, faces, overwrite=args.overwrite)
+        write_mesh_labels(args.out, cloud.mesh, faces, overwrite=args.overwrite, source_path=args.input)
         return
     if args.all_masks:
         if suffix == ".npy":
-            from pointsam.io.writers import atomic_output
+            from pointsam.utils.files import atomic_output
 
             with atomic_output(args.out, overwrite=args.overwrite) as tmp:
                 with open(tmp, "wb") as f:
@@ -122,12 +137,19 @@ def _write_output(args, cloud, masks: np.ndarray, scores: np.ndarray) -> None:
             return
         if suffix != ".ply":
             raise PointSAMError("--all-masks needs a .ply or .npy output")
-        fields = {"mask": best.astype(np.uint8)}
-        fields.update({f"mask_{i}": m.astype(np.uint8) for i, m in enumerate(masks)})
-        write_ply(args.out, cloud.xyz, cloud.rgb, fields=fields, overwrite=args.overwrite)
+        fields = {"mask": best.astype(bool)}
+        fields.update({f"mask_{i}": m.astype(bool) for i, m in enumerate(masks)})
+        names = write_ply(args.out, cloud.xyz, cloud.rgb, fields=fields, overwrite=args.overwrite,
+                          source=cloud)
+        renamed = {k: v for k, v in names.items() if k != v}
+        if renamed:
+            _say(f"the input already has fields named {', '.join(renamed)}: wrote "
+                 f"{', '.join(renamed.values())} instead")
         return
-    write_labels(args.out, cloud.xyz, best.astype(np.int32), cloud.rgb, source=cloud,
-                 field="mask", overwrite=args.overwrite)
+    name = write_labels(args.out, cloud.xyz, best.astype(bool), cloud.rgb, source=cloud, field="mask",
+                        overwrite=args.overwrite, classification_value=args.classification_value)
+    if name != "mask":
+        _say(f"the input already has a field named 'mask': the mask is written as {name!r}")
 
 
 def run_segment(args: argparse.Namespace) -> None:
@@ -140,6 +162,7 @@ def run_segment(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
     _say(f"read {cloud.num_points:,} points from {args.input}")
+    _check_writable(args, cloud)
     t1 = time.perf_counter()
     model = load_model_from_args(args)
     t2 = time.perf_counter()
@@ -203,14 +226,16 @@ def run_everything(args: argparse.Namespace) -> None:
     """Run the `everything` subcommand."""
     from pointsam.automatic import AutomaticMaskGenerator, records_to_labels
     from pointsam.io import read_point_cloud, write_labels
-    from pointsam.io.writers import atomic_output
+    from pointsam.io.writers import check_output
+    from pointsam.utils.files import atomic_output, check_output_path
 
     suffix = args.out.suffix.lower()
     if suffix not in (".ply", ".npy", ".json"):
         raise PointSAMError(f"--out must end in .ply, .npy or .json, got {args.out.name!r}")
-    if args.out.exists() and not args.overwrite:
-        raise PointSAMError(f"{args.out} exists; pass --overwrite to replace it")
+    check_output_path(args.out, args.overwrite)
     cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
+    if suffix != ".json":
+        check_output(args.out, args.overwrite, source=cloud)
     model = load_model_from_args(args)
     generator = AutomaticMaskGenerator(
         model, num_prompts=args.num_prompts, points_per_batch=args.points_per_batch,
