@@ -24,7 +24,7 @@ def write_las_classes(path: str | Path, xyz: np.ndarray, labels: np.ndarray, cla
     if path.suffix.lower() not in (".las", ".laz"):
         raise InputError(f"{path}: a LAS file must end in .las or .laz")
     codes = class_map.to_las(labels)
-    write_labels(path, xyz, codes, rgb, source=source, overwrite=overwrite)
+    write_labels(path, xyz, codes, rgb, source=source, overwrite=overwrite, classification_from_labels=True)
     return path
 
 
