@@ -118,7 +118,9 @@ def run_annotate(args: argparse.Namespace) -> None:
         raise
     url = url_of(server)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        _say(f"warning: listening on {args.host}: anyone who can reach this address can edit the labels")
+        _say(f"warning: listening on {args.host}: anyone who can reach this address and has the printed "
+             "URL (with its token) can view the cloud and edit the labels; the Host/Origin checks stay on. "
+             "Prefer 127.0.0.1 and an SSH tunnel")
     print(f"pointsam annotate: open {url} in your browser (Ctrl+C to stop)", flush=True)
     if not args.no_browser and _can_open_browser():
         threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
