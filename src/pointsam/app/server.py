@@ -9,6 +9,7 @@ Standard library only (`ThreadingHTTPServer`). The security model (also in the R
   browser's Origin must be this same server (no cross-site requests), and every /api request must carry
   the per-launch token of the printed URL (`?token=...`; the page sends it as the X-PointSAM-Token header);
 - request bodies are small flat JSON objects (64 KB, integers of at most 18 digits, no deep nesting);
+  only a hand-tool selection (/api/edit) may be bigger (16 MB: a packed list of point indices);
 - every refused or failed request closes its connection, as does any request whose body was not read, so
   an unread body can never be parsed as a second request;
 - responses are built under the session lock and written outside it; sockets time out (30 s) and at most
@@ -17,6 +18,8 @@ Standard library only (`ThreadingHTTPServer`). The security model (also in the R
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import secrets
@@ -43,6 +46,7 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
                  ".css": "text/css; charset=utf-8", ".md": "text/plain; charset=utf-8",
                  "": "text/plain; charset=utf-8"}
 MAX_BODY = 64 * 1024
+MAX_EDIT_BODY = 16 * 1024 * 1024  # a selection of up to ~3M points as packed uint32 (base64)
 MAX_INT_DIGITS = 18
 DEFAULT_DISPLAY_POINTS = 1_000_000
 MASK_BIT = 1 << 30
@@ -145,6 +149,16 @@ class AnnotateApp:
             start = time.perf_counter()
             s.click(_field(body, "index", int), _field(body, "positive", bool, default=True))
             self.last_decode_ms = round(1000 * (time.perf_counter() - start), 1)
+        elif route == "/api/edit":
+            s.edit(_selection(body), _field(body, "add", bool, default=True),
+                   target=_field(body, "target", int, default=None),
+                   tool=_field(body, "tool", str, default="select"))
+        elif route == "/api/grow":
+            radius = body.get("radius")
+            if radius is not None and (isinstance(radius, bool) or not isinstance(radius, int | float)):
+                raise HTTPError(400, f"field 'radius' must be a number, got {json.dumps(radius)[:40]}")
+            s.grow(target=_field(body, "target", int, default=None), radius=radius,
+                   shrink=_field(body, "shrink", bool, default=False))
         elif route == "/api/undo":
             s.undo()
         elif route == "/api/redo":
@@ -183,6 +197,23 @@ def _field(body: dict, key: str, kind: type, default=...):
     if not isinstance(value, kind):
         raise HTTPError(400, f"field {key!r} must be {kind.__name__}, got {json.dumps(value)[:40]}")
     return value
+
+
+def _selection(body: dict) -> list[int] | np.ndarray:
+    """A tool's point indices: "indices" (a JSON list) or "packed" (base64 of little-endian uint32)."""
+    if "packed" in body:
+        packed = _field(body, "packed", str)
+        try:
+            raw = base64.b64decode(packed, validate=True)
+        except (binascii.Error, ValueError):
+            raise HTTPError(400, "field 'packed' must be base64 of little-endian uint32 indices") from None
+        if len(raw) % 4:
+            raise HTTPError(400, f"field 'packed' holds {len(raw)} bytes, not a whole number of uint32")
+        return np.frombuffer(raw, dtype="<u4").astype(np.int64)
+    indices = _field(body, "indices", list)
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        raise HTTPError(400, "field 'indices' must be a list of integer point indices")
+    return indices
 
 
 def _bounded_int(text: str) -> int:
@@ -351,7 +382,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPError(403, "missing or wrong access token: open the exact URL the server printed "
                             "(it ends in ?token=...)")
 
-    def _read_json(self) -> dict:
+    def _read_json(self, limit: int = MAX_BODY) -> dict:
         if self.headers.get("Transfer-Encoding"):
             raise HTTPError(411, "send the body with a Content-Length, not chunked")
         lengths = self.headers.get_all("Content-Length") or []
@@ -361,8 +392,8 @@ class Handler(BaseHTTPRequestHandler):
         if len(lengths) > 1 or not (text.isascii() and text.isdigit()) or len(text) > 12:
             raise HTTPError(400, f"bad Content-Length {', '.join(lengths)[:40]!r}")
         size = int(text)
-        if size > MAX_BODY:
-            raise HTTPError(413, f"request body of {size} bytes is over the {MAX_BODY}-byte limit")
+        if size > limit:
+            raise HTTPError(413, f"request body of {size} bytes is over the {limit}-byte limit")
         try:
             raw = self.rfile.read(size) if size else b""
         except OSError:
@@ -414,7 +445,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> Response:
         route = urlsplit(self.path).path
-        body = self._read_json()
+        body = self._read_json(MAX_EDIT_BODY if route == "/api/edit" else MAX_BODY)
         if not route.startswith("/api/"):
             raise HTTPError(405 if route in self.app.static else 404, f"cannot POST to {route}")
         app = self.app
