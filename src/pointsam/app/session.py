@@ -26,6 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pointsam.app.classes import ClassMap
 from pointsam.app.sidecar import (
     FORMAT,
     VERSION,
@@ -167,7 +168,7 @@ class AnnotationSession:
     """Interactive labelling of one cloud: decode per click, accept masks as objects, save every change."""
 
     def __init__(self, predictor: Predictor, xyz: np.ndarray, path: str | Path, *,
-                 input_name: str = "") -> None:
+                 input_name: str = "", class_map: ClassMap | None = None, semantic: bool = False) -> None:
         self.predictor = predictor
         self.num_points = int(len(xyz))
         self.path = Path(path)
@@ -178,6 +179,9 @@ class AnnotationSession:
         self.redo_steps: list[HistoryEntry] = []
         self.objects: dict[int, LabelledObject] = {}
         self.classes: list[str] = []
+        self.class_map = class_map  # None: class ids in order of first use
+        self.semantic = bool(semantic)  # every class is stuff: one object per class, no instances
+        self.unknown_classes: list[str] = []  # classes of the file that the given class map lacked
         self.next_id = 1
         self.owner = np.zeros(self.num_points, dtype=np.int32)  # object id per point, 0 = none
         self.revision = 0
@@ -187,12 +191,16 @@ class AnnotationSession:
     # ------------------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, predictor: Predictor, xyz: np.ndarray, path: str | Path, *,
-             input_name: str = "") -> AnnotationSession:
-        """A session on `xyz`, resumed from the sidecar at `path` when it exists."""
-        session = cls(predictor, xyz, path, input_name=input_name)
+    def open(cls, predictor: Predictor, xyz: np.ndarray, path: str | Path, *, input_name: str = "",
+             class_map: ClassMap | None = None, semantic: bool = False) -> AnnotationSession:
+        """A session on `xyz`, resumed from the sidecar at `path` when it exists. A given `class_map` wins
+        over the one saved in the sidecar; classes of the sidecar it lacks are added to it with new ids
+        (listed in `unknown_classes`), so no object loses its class."""
+        session = cls(predictor, xyz, path, input_name=input_name, class_map=class_map, semantic=semantic)
         if session.path.exists():
             session._restore(read_sidecar(session.path))
+        if session.class_map is not None:
+            session.unknown_classes = [e.name for e in session.class_map.extend(session.classes)]
         return session
 
     def _restore(self, doc: dict) -> None:
@@ -207,6 +215,9 @@ class AnnotationSession:
             )
         try:
             self.classes = [clean_text(c, "class", DEFAULT_CLASS) for c in doc.get("classes", [])]
+            if self.class_map is None and doc.get("class_map") is not None:
+                self.class_map = ClassMap.from_list(doc["class_map"], f"{where}: class_map")
+            self.semantic = self.semantic or doc.get("mode") == "semantic"
             for entry in doc.get("objects", []):
                 indices = decode_indices(entry["points"], self.num_points)
                 obj = LabelledObject(_object_id(entry["id"]), clean_text(entry["name"], "name", ""),
@@ -504,11 +515,12 @@ class AnnotationSession:
         oid = self.next_id
         if oid > MAX_OBJECT_ID:
             raise InputError(f"no object ids left (at most {MAX_OBJECT_ID}); export and start a new file")
-        name = clean_text(name, "name", f"object {oid}")
         label = clean_text(label, "class", DEFAULT_CLASS)
+        stuff = self.stuff_object(label)  # a stuff class has one object: the mask joins it
+        name = clean_text(name, "name", label if self.is_stuff(label) else f"object {oid}")
         indices = np.flatnonzero(mask).astype(np.int64)
         owners = self.owner[indices]
-        taken = owners != 0
+        taken = (owners != 0) & (owners != (stuff.id if stuff else 0))
         if taken.any():
             ids, counts = np.unique(owners[taken], return_counts=True)
             if overlap is None:
@@ -524,16 +536,37 @@ class AnnotationSession:
                     self._encoded.pop(other, None)
                     if obj.indices.size == 0:
                         del self.objects[other]
-        obj = LabelledObject(oid, name, label, indices)
-        self.objects[oid] = obj
-        self.owner[indices] = oid
-        self.next_id = oid + 1
-        if label not in self.classes:
-            self.classes.append(label)
+        if stuff is not None:
+            obj = stuff
+            obj.indices = np.union1d(obj.indices, indices)
+            self._encoded.pop(obj.id, None)
+        else:
+            obj = LabelledObject(oid, name, label, indices)
+            self.objects[oid] = obj
+            self.next_id = oid + 1
+        self.owner[indices] = obj.id
+        self._use_class(label)
         self.steps.clear()  # the mask is done: its clicks and edits (and object edits) leave the history
         self.redo_steps.clear()
         self._changed()
         return obj
+
+    def is_stuff(self, label: str) -> bool:
+        """Stuff (no instances): every class in semantic mode, else classes marked so in the class map."""
+        entry = None if self.class_map is None else self.class_map.get(label)
+        return self.semantic or (entry is not None and entry.stuff)
+
+    def stuff_object(self, label: str) -> LabelledObject | None:
+        """The one object of a stuff class, when it exists (None for thing classes)."""
+        if not self.is_stuff(label):
+            return None
+        return next((o for o in self.objects.values() if o.label == label), None)
+
+    def _use_class(self, label: str) -> None:
+        if label not in self.classes:
+            self.classes.append(label)
+        if self.class_map is not None:
+            self.class_map.extend([label])
 
     def _object(self, oid) -> LabelledObject:
         if isinstance(oid, bool) or not isinstance(oid, int | np.integer) or int(oid) not in self.objects:
@@ -548,8 +581,7 @@ class AnnotationSession:
             obj.name = clean_text(name, "name", f"object {obj.id}")
         if label is not None:
             obj.label = clean_text(label, "class", DEFAULT_CLASS)
-            if obj.label not in self.classes:
-                self.classes.append(obj.label)
+            self._use_class(obj.label)
         self._changed()
         return obj
 
@@ -572,7 +604,10 @@ class AnnotationSession:
         return np.where(self.owner > 0, self.owner, -1).astype(np.int32)
 
     def class_ids(self) -> dict[str, int]:
-        """Class name -> id, numbered from 1 in order of first use (stable across deletions)."""
+        """Class name -> id: the class map's, or numbered from 1 in order of first use (stable across
+        deletions) when there is no class map."""
+        if self.class_map is not None:
+            return {name: self.class_map.get(name).id for name in self.classes}
         return {name: i + 1 for i, name in enumerate(self.classes)}
 
     def class_labels(self) -> np.ndarray:
@@ -604,6 +639,8 @@ class AnnotationSession:
                       "fingerprint": self.fingerprint},
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "classes": list(self.classes),
+            **({} if self.class_map is None else {"class_map": self.class_map.to_list()}),
+            **({"mode": "semantic"} if self.semantic else {}),
             "next_id": self.next_id,
             "objects": [{"id": o.id, "name": o.name, "class": o.label, "num_points": int(o.indices.size),
                          "points": self._points_text(o)}
@@ -633,10 +670,12 @@ class AnnotationSession:
                  for s in (*self.steps, *self.redo_steps)]
         objects = [(o, o.name, o.label, o.indices) for o in self.objects.values()]
         return (steps, len(self.steps), objects, list(self.classes), self.next_id, self.revision,
-                dict(self._encoded))
+                dict(self._encoded), None if self.class_map is None else list(self.class_map.entries))
 
     def _rollback(self, snapshot: tuple) -> None:
-        steps, num_steps, objects, classes, next_id, revision, encoded = snapshot
+        steps, num_steps, objects, classes, next_id, revision, encoded, class_entries = snapshot
+        if self.class_map is not None:
+            self.class_map.entries = class_entries
         for step, logits, scores, selected in steps:
             if isinstance(step, Step):
                 step.logits, step.scores, step.selected = logits, scores, selected
@@ -672,6 +711,9 @@ class AnnotationSession:
             "selected": None if step is None else step.selected,
             "mask_points": 0 if mask is None else int(mask.sum()),
             "classes": [{"id": ids[c], "name": c} for c in self.classes],
+            "palette": None if self.class_map is None else self.class_map.to_list(),
+            "mode": "semantic" if self.semantic else "instance",
+            "unknown_classes": list(self.unknown_classes),
             "objects": [{"id": o.id, "name": o.name, "class": o.label, "class_id": ids[o.label],
                          "num_points": int(o.indices.size), "color": colors[k].tolist()}
                         for k, o in enumerate(sorted(self.objects.values(), key=lambda o: o.id))],
