@@ -355,3 +355,15 @@ def test_grow_needs_a_number_and_other_routes_keep_the_small_body_limit(served):
     assert status == 400 and "the mask is empty" in data["error"]
     status, data = post(served, "/api/click", raw=b" " * (MAX_BODY + 1))
     assert status == 413
+
+
+def test_class_map_saved_from_the_page(served, tmp_path):
+    app = served[0]
+    post(served, "/api/edit", {"indices": [1, 2, 3]})
+    status, state = post(served, "/api/accept", {"class": "chair"})
+    status, state = post(served, "/api/classes/save", {})
+    assert status == 200 and state["saved_classes"] == str(app.out_dir / "classes.json")
+    saved = json.loads((app.out_dir / "classes.json").read_text())["classes"]
+    assert [(c["id"], c["name"]) for c in saved] == [(1, "chair")]
+    assert state["classes"] == [{"id": 1, "name": "chair", "color": saved[0]["color"]}]
+    assert state["palette"] is None and state["mode"] == "instance" and state["model"] == ""

@@ -35,7 +35,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from pointsam.app.export import export_session, planned_exports
+from pointsam.app.classes import save_class_map
+from pointsam.app.export import export_session, planned_exports, session_class_map
 from pointsam.app.session import AnnotationSession, OverlapError, SaveError
 from pointsam.errors import PointSAMError
 from pointsam.io import PointCloud
@@ -84,15 +85,26 @@ class AnnotateApp:
     """Everything a request handler needs: the session, the display copy of the cloud, the exports."""
 
     def __init__(self, session: AnnotationSession, cloud: PointCloud, *, out_dir: Path, stem: str,
-                 display_points: int = DEFAULT_DISPLAY_POINTS, up: str = "z", seed: int = 0) -> None:
+                 display_points: int = DEFAULT_DISPLAY_POINTS, up: str = "z", seed: int = 0,
+                 model_name: str = "", classes_path: Path | None = None) -> None:
+        self.lock = threading.Lock()
+        self.static = static_table()
+        self.model_name = model_name
+        self.classes_path = None if classes_path is None else Path(classes_path)
+        self.display_points = display_points
+        self.seed = seed
+        self.show(session, cloud, out_dir=out_dir, stem=stem, up=up)
+
+    def show(self, session: AnnotationSession, cloud: PointCloud, *, out_dir: Path, stem: str,
+             up: str = "z") -> None:
+        """Serve this session and cloud (a new file of a dataset replaces the previous one)."""
         self.session = session
         self.cloud = cloud
         self.out_dir = Path(out_dir)
         self.stem = stem
         self.up = up
-        self.lock = threading.Lock()
-        self.static = static_table()
         self.last_decode_ms: float | None = None
+        display_points, seed = self.display_points, self.seed
         n = session.num_points
         if display_points < n:  # show a random subset; labels are still computed for every point
             rng = np.random.default_rng(seed)
@@ -120,7 +132,13 @@ class AnnotateApp:
         s["exports"] = [p.name for p in planned_exports(self.cloud, self.out_dir, self.stem).values()]
         s["out_dir"] = str(self.out_dir)
         s["last_decode_ms"] = self.last_decode_ms
+        s["model"] = self.model_name
+        s["classes_file"] = str(self.classes_file())
         return s
+
+    def classes_file(self) -> Path:
+        """Where "save class map" writes: the --classes file, else classes.json in the export folder."""
+        return self.classes_path or self.out_dir / "classes.json"
 
     def view(self) -> bytes:
         """Per displayed point: object id (0 = none), plus MASK_BIT where the current mask is."""
@@ -177,6 +195,10 @@ class AnnotateApp:
                             _field(body, "class", str, default=None))
         elif route == "/api/object/delete":
             s.delete_object(_field(body, "id", int))
+        elif route == "/api/classes/save":
+            path = self.classes_file()
+            save_class_map(session_class_map(s), path)
+            return {**self.state(), "saved_classes": str(path)}
         elif route == "/api/export":
             plan = export_session(s, self.cloud, self.out_dir, self.stem,
                                   overwrite=_field(body, "overwrite", bool, default=False))
@@ -432,8 +454,10 @@ class Handler(BaseHTTPRequestHandler):
             file = app.static[path]
             headers = {"Content-Security-Policy": CSP} if file.suffix == ".html" else None
             return Response(200, file.read_bytes(), CONTENT_TYPES[file.suffix], headers)
-        if path.startswith("/api/cloud/"):  # the display copy never changes: no lock needed
-            return Response(200, app.binary(path[len("/api/cloud/"):]), "application/octet-stream")
+        if path.startswith("/api/cloud/"):  # changes only when a dataset moves to another file
+            with app.lock:
+                body = app.binary(path[len("/api/cloud/"):])
+            return Response(200, body, "application/octet-stream")
         if path == "/api/state":
             with app.lock:  # built under the lock, written outside it: a slow reader blocks nobody
                 return _json_response(200, app.state())

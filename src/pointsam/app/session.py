@@ -562,6 +562,10 @@ class AnnotationSession:
             return None
         return next((o for o in self.objects.values() if o.label == label), None)
 
+    def _class_color(self, name: str, cid: int) -> list[int]:
+        entry = None if self.class_map is None else self.class_map.get(name)
+        return list(entry.color) if entry is not None else label_colors(np.array([cid]))[0].tolist()
+
     def _use_class(self, label: str) -> None:
         if label not in self.classes:
             self.classes.append(label)
@@ -710,7 +714,8 @@ class AnnotationSession:
                 for s, lg in zip(step.scores, step.logits, strict=True)],
             "selected": None if step is None else step.selected,
             "mask_points": 0 if mask is None else int(mask.sum()),
-            "classes": [{"id": ids[c], "name": c} for c in self.classes],
+            "classes": [{"id": ids[c], "name": c, "color": self._class_color(c, ids[c])}
+                        for c in self.classes],
             "palette": None if self.class_map is None else self.class_map.to_list(),
             "mode": "semantic" if self.semantic else "instance",
             "unknown_classes": list(self.unknown_classes),
