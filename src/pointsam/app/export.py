@@ -11,6 +11,7 @@ import numpy as np
 
 from pointsam.app.classes import ClassEntry, ClassMap, class_map_document
 from pointsam.app.session import AnnotationSession
+from pointsam.errors import PointSAMError
 from pointsam.io import PointCloud, labels_to_faces, write_labels, write_mesh_labels, write_ply
 from pointsam.io.palette import label_colors
 from pointsam.io.writers import atomic_output
@@ -101,3 +102,33 @@ def export_session(session: AnnotationSession, cloud: PointCloud, out_dir: Path,
     with atomic_output(plan["json"], overwrite) as tmp:
         tmp.write_text(json.dumps(doc), encoding="utf-8")
     return plan
+
+
+def export_dataset(dataset, *, mesh_samples: int, class_map: ClassMap | None = None,
+                   overwrite: bool = False) -> dict:
+    """Export every file of a `pointsam.app.dataset.Dataset` that has annotations into its export folder
+    (same sub-folders); files that fail are listed with the reason, the others still exported."""
+    from pointsam.io import read_point_cloud
+
+    done, failed = [], []
+    for k, f in enumerate(dataset.files):
+        sidecar = dataset.sidecar(k)
+        if not sidecar.exists():
+            continue
+        if f.error:
+            failed.append({"name": f.name, "error": f.error})
+            continue
+        try:
+            cloud = read_point_cloud(f.path, mesh_samples=mesh_samples)
+            cmap = None if class_map is None else ClassMap(list(class_map.entries))
+            session = AnnotationSession.open(None, cloud.xyz, sidecar, input_name=f.path.name,
+                                             class_map=cmap, replay=False)
+            out = dataset.out_dir / Path(f.name).parent
+            export_session(session, cloud, out, export_stem(f.path), overwrite=overwrite)
+            done.append(f.name)
+        except (FileExistsError, PointSAMError, OSError) as exc:
+            failed.append({"name": f.name, "error": str(exc)})
+    text = f"exported {len(done)} file(s) to {dataset.out_dir}"
+    if failed:
+        text += f"; {len(failed)} not exported: " + "; ".join(f"{x['name']}: {x['error']}" for x in failed)
+    return {"exported": done, "failed": failed, "out_dir": str(dataset.out_dir), "summary": text}

@@ -86,8 +86,9 @@ class AnnotateApp:
 
     def __init__(self, session: AnnotationSession, cloud: PointCloud, *, out_dir: Path, stem: str,
                  display_points: int = DEFAULT_DISPLAY_POINTS, up: str = "z", seed: int = 0,
-                 model_name: str = "", classes_path: Path | None = None) -> None:
+                 model_name: str = "", classes_path: Path | None = None, workspace=None) -> None:
         self.lock = threading.Lock()
+        self.workspace = workspace  # dataset mode (`pointsam.app.dataset.Workspace`), else None
         self.static = static_table()
         self.model_name = model_name
         self.classes_path = None if classes_path is None else Path(classes_path)
@@ -134,6 +135,8 @@ class AnnotateApp:
         s["last_decode_ms"] = self.last_decode_ms
         s["model"] = self.model_name
         s["classes_file"] = str(self.classes_file())
+        if self.workspace is not None:
+            s["dataset"] = self.workspace.dataset.listing()
         return s
 
     def classes_file(self) -> Path:
@@ -195,6 +198,8 @@ class AnnotateApp:
                             _field(body, "class", str, default=None))
         elif route == "/api/object/delete":
             s.delete_object(_field(body, "id", int))
+        elif route.startswith("/api/dataset/"):
+            return self._dataset_action(route, body)
         elif route == "/api/classes/save":
             path = self.classes_file()
             save_class_map(session_class_map(s), path)
@@ -203,6 +208,23 @@ class AnnotateApp:
             plan = export_session(s, self.cloud, self.out_dir, self.stem,
                                   overwrite=_field(body, "overwrite", bool, default=False))
             return {**self.state(), "exported": [str(p) for p in plan.values()]}
+        else:
+            raise HTTPError(404, f"no such action: {route}")
+        return self.state()
+
+    def _dataset_action(self, route: str, body: dict) -> dict:
+        """Dataset mode: open another file, mark the current one, export the whole folder."""
+        ws = self.workspace
+        if ws is None:
+            raise HTTPError(404, "not in dataset mode: run pointsam annotate FOLDER")
+        if route == "/api/dataset/open":
+            index = ws.dataset.check_index(_field(body, "index", int))
+            self.show(**ws.open(index))
+        elif route == "/api/dataset/mark":
+            ws.dataset.mark(ws.dataset.current, _field(body, "labelled", bool, default=True))
+        elif route == "/api/dataset/export":
+            result = ws.export(overwrite=_field(body, "overwrite", bool, default=False))
+            return {**self.state(), "exported_all": result["summary"], "export_result": result}
         else:
             raise HTTPError(404, f"no such action: {route}")
         return self.state()

@@ -191,19 +191,21 @@ class AnnotationSession:
     # ------------------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, predictor: Predictor, xyz: np.ndarray, path: str | Path, *, input_name: str = "",
-             class_map: ClassMap | None = None, semantic: bool = False) -> AnnotationSession:
+    def open(cls, predictor: Predictor | None, xyz: np.ndarray, path: str | Path, *, input_name: str = "",
+             class_map: ClassMap | None = None, semantic: bool = False,
+             replay: bool = True) -> AnnotationSession:
         """A session on `xyz`, resumed from the sidecar at `path` when it exists. A given `class_map` wins
         over the one saved in the sidecar; classes of the sidecar it lacks are added to it with new ids
-        (listed in `unknown_classes`), so no object loses its class."""
+        (listed in `unknown_classes`), so no object loses its class. With `replay=False` (no predictor
+        needed) the pending clicks are not decoded: a session to read objects from, e.g. to export."""
         session = cls(predictor, xyz, path, input_name=input_name, class_map=class_map, semantic=semantic)
         if session.path.exists():
-            session._restore(read_sidecar(session.path))
+            session._restore(read_sidecar(session.path), replay=replay)
         if session.class_map is not None:
             session.unknown_classes = [e.name for e in session.class_map.extend(session.classes)]
         return session
 
-    def _restore(self, doc: dict) -> None:
+    def _restore(self, doc: dict, replay: bool = True) -> None:
         where = self.path
         info = doc.get("input")
         info = info if isinstance(info, dict) else {}
@@ -245,7 +247,7 @@ class AnnotationSession:
             pending = [self._pending_entry(entry) for entry in pending]
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError, InputError) as exc:
             raise FileFormatError(f"{where}: damaged annotation file: {exc}") from exc
-        for entry in pending:  # replay the unaccepted clicks and hand edits (deterministic)
+        for entry in pending if replay else []:  # replay the unaccepted clicks and hand edits
             try:
                 if isinstance(entry, Edit):
                     self.steps.append(entry)

@@ -506,7 +506,12 @@ function updateDataset() {
 function openFile(index) {
   return enqueue(async () => {
     showStatus('opening the file (reading and encoding)…');
-    await post('/api/dataset/open', { index });
+    try {
+      await post('/api/dataset/open', { index });
+    } catch (err) {  // listed as unreadable now, with the reason; the current file stays open
+      await applyState(await getJSON('/api/state'));
+      throw err;
+    }
     window.location.reload();  // a new cloud: load it afresh
   });
 }
