@@ -1,11 +1,14 @@
 """Hand tools in a real headless Chromium (Debian's package, driven by Playwright, as test_app_browser): a
 lasso drawn around a known region selects exactly the points drawn inside it, a brush stroke removes exactly
-the points within its radius, undo walks back through both. Screenshots: tests/artifacts/annotate-lasso.png,
-annotate-brush.png, annotate-help.png (look at them)."""
+the points within its radius, undo walks back through both; dataset mode labels a file with a class key, moves
+to the next file and resumes there after a restart. Screenshots in tests/artifacts/annotate-*.png (look at
+them)."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 
 import numpy as np
 from matplotlib.path import Path as PolyPath
@@ -74,6 +77,7 @@ def test_lasso_and_brush_in_a_real_browser(tmp_path):
             page.mouse.down()
             for x, y in lasso[1:]:
                 page.mouse.move(x, y, steps=1)
+            page.screenshot(path=str(ARTIFACTS / "annotate-lasso-drawing.png"))
             page.mouse.up()
             state = wait_state(page, "window.pointsam.state.history.length == 1")
             assert state["mask_points"] == expected.size
@@ -91,17 +95,19 @@ def test_lasso_and_brush_in_a_real_browser(tmp_path):
 
             # brush with Shift: removes exactly the points within its radius of the point under the cursor
             page.keyboard.press("r")
-            page.evaluate("window.pointsam.setBrush(0.08)")
-            target = expected[len(expected) // 2]
+            page.evaluate("window.pointsam.setBrush(0.15)")
+            inner = np.flatnonzero(inside)  # the selected point drawn nearest to a spot well inside the lasso
+            target = cloud_index[inner[np.argmin(np.hypot(*(drawn[inner] - (cx - 50, cy)).T))]]
             pos = page.evaluate(f"window.pointsam.screenOf({int(target)})")
             picked = page.evaluate(f"window.pointsam.pick({pos['x']}, {pos['y']})")
-            radius = 0.08 * state["display"]["radius"]
+            radius = 0.15 * state["display"]["radius"]
             sphere = np.flatnonzero(np.linalg.norm(xyz - xyz[picked], axis=1) <= radius)
             removed = np.intersect1d(expected, sphere)
             assert removed.size > 0
             page.keyboard.down("Shift")
             page.mouse.move(pos["x"], pos["y"])
             page.mouse.down()
+            page.screenshot(path=str(ARTIFACTS / "annotate-brush-stroke.png"))  # the preview, in cyan
             page.mouse.up()
             page.keyboard.up("Shift")
             state = wait_state(page, "window.pointsam.state.history.length == 2")
@@ -121,6 +127,75 @@ def test_lasso_and_brush_in_a_real_browser(tmp_path):
             page.keyboard.press("Control+z")
             state = wait_state(page, "window.pointsam.state.history.length == 0")
             assert state["mask_points"] == 0
+            assert errors == []
+            ctx.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_dataset_mode_in_a_real_browser(tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in ("tiko_10000_points.ply", "sixaxis_10000_points.ply"):
+        shutil.copy(require(SAMPLE.parent / name), folder / name)
+    (folder / "broken.ply").write_bytes(b"ply\nnonsense\n")
+    ckpt = save_model(tiny_model(), tmp_path / "tiny.safetensors")
+    args = [str(folder), "--checkpoint", str(ckpt), "--classes", "scannet20"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    proc, url = start_server(args)
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                headless=True, bypass_csp=True, viewport={"width": 1200, "height": 900})
+            page = ctx.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            state = wait_state(page, "true")
+            names = [f["name"] for f in state["dataset"]["files"]]
+            assert names == ["broken.ply", "sixaxis_10000_points.ply", "tiko_10000_points.ply"]
+            assert state["dataset"]["current"] == 1 and state["dataset"]["files"][0]["status"] == "unreadable"
+            assert state["input"] == "sixaxis_10000_points.ply" and len(state["palette"]) == 20
+
+            # a box around the middle, class "chair" by its key, accepted
+            page.keyboard.press("b")
+            box = page.locator("#canvas").bounding_box()
+            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(cx - 80, cy - 60)
+            page.mouse.down()
+            page.mouse.move(cx + 80, cy + 60, steps=4)
+            page.mouse.up()
+            state = wait_state(page, "window.pointsam.state.mask_points > 0")
+            page.keyboard.press("5")
+            assert page.input_value("#class") == "chair"
+            page.keyboard.press("Enter")
+            state = wait_state(page, "window.pointsam.state.objects.length == 1")
+            assert state["objects"][0]["class"] == "chair" and state["objects"][0]["class_id"] == 5
+            page.select_option("#color-by", "class")
+            page.screenshot(path=str(ARTIFACTS / "annotate-dataset.png"))
+
+            page.click("#next-file")
+            state = wait_state(page, "window.pointsam.state.input == 'tiko_10000_points.ply'")
+            statuses = [f["status"] for f in state["dataset"]["files"]]
+            assert statuses == ["unreadable", "in progress", "untouched"]
+
+            # restart: the server resumes at the file last open
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            proc, url = start_server(args)
+            page.goto(url)
+            state = wait_state(page, "true")
+            assert state["input"] == "tiko_10000_points.ply" and state["dataset"]["current"] == 2
+            page.click("#prev-file")
+            state = wait_state(page, "window.pointsam.state.input == 'sixaxis_10000_points.ply'")
+            assert state["objects"][0]["class"] == "chair"
+            assert (folder / "broken.ply").read_bytes() == b"ply\nnonsense\n"
+            assert not (folder / "broken.ply.pointsam.json").exists()
             assert errors == []
             ctx.close()
     finally:
