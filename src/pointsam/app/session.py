@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -91,13 +91,14 @@ class Step:
     selected: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Edit:
     """A hand edit of the current mask: these points are in (`add`) or out of it, whatever the model says."""
 
     indices: np.ndarray
     add: bool
     tool: str = "select"
+    saved: str = field(default="", repr=False, compare=False)  # the encoded point set, made once
 
 
 @dataclass(frozen=True)
@@ -656,8 +657,9 @@ class AnnotationSession:
 
     def _saved_entry(self, entry: Step | Edit):
         if isinstance(entry, Edit):
-            return {"edit": "add" if entry.add else "remove", "tool": entry.tool,
-                    "points": encode_indices(entry.indices, self.num_points)}
+            if not entry.saved:
+                entry.saved = encode_indices(entry.indices, self.num_points)
+            return {"edit": "add" if entry.add else "remove", "tool": entry.tool, "points": entry.saved}
         return [entry.click.index, int(entry.click.positive), entry.selected]
 
     def save(self) -> None:
