@@ -9,6 +9,7 @@ import http.client
 import json
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from pointsam.app.dataset import PROGRESS_FILE, Dataset, Workspace, scan_folder
 from pointsam.app.server import TOKEN_HEADER, AnnotateApp, bind
 from pointsam.checkpoint import save_model
 from pointsam.errors import FileFormatError, InputError
+from pointsam.predictor import PointCloudPredictor
 
 from conftest import DATA, require, tiny_model
 
@@ -163,3 +165,26 @@ def test_the_cli_loads_a_folder_with_a_class_map_preset(folder, model, tmp_path)
     state = app.state()
     assert state["model"].startswith("tiny.safetensors") and len(state["palette"]) == 20
     assert state["dataset"]["current"] == 0
+
+
+def test_the_next_file_is_encoded_in_the_background(folder, model):
+    (folder / "bad.ply").unlink()
+    (folder / "notes.txt").unlink()
+    said = []
+    ws = Workspace(Dataset(folder), model, say=said.append)
+    first = ws.dataset.open_first(ws.open)
+    assert first["stem"] == "a"
+    for _ in range(600):  # the next file is read and encoded while this one is labelled
+        if ws.ready(1):
+            break
+        time.sleep(0.1)
+    assert ws.ready(1)
+    assert sum(m.startswith("encoded b.ply") for m in said) == 1
+    shown = ws.open(1)
+    assert sum(m.startswith("encoded b.ply") for m in said) == 1  # not encoded again
+    step = shown["session"].click(5)
+    fresh = PointCloudPredictor(model)
+    fresh.set_point_cloud(shown["cloud"].xyz, shown["cloud"].rgb)
+    _, scores, logits = fresh.predict(point_indices=[5])
+    np.testing.assert_allclose(step.logits, logits[np.argsort(-scores, kind="stable")], atol=1e-5)
+    assert not ws.ready(2) and not ws._ahead  # nothing after the last file

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,10 +158,11 @@ class Dataset:
 
 
 class Workspace:
-    """Dataset mode: the dataset, and how to open and export its files (one model for all of them)."""
+    """Dataset mode: the dataset, and how to open and export its files (one model for all of them). With
+    `prefetch`, the file after the one opened is read and encoded in the background."""
 
     def __init__(self, dataset: Dataset, model, *, mesh_samples: int = 100_000, class_map=None,
-                 semantic: bool = False, up: str | None = None,
+                 semantic: bool = False, up: str | None = None, prefetch: bool = True,
                  say: Callable[[str], None] = lambda msg: None) -> None:
         self.dataset = dataset
         self.model = model
@@ -169,25 +171,53 @@ class Workspace:
         self.semantic = semantic
         self.up = up
         self.say = say
+        self.prefetch = prefetch
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pointsam-prefetch")
+        self._ahead: dict[int, Future] = {}  # file index -> (cloud, predictor) being read and encoded
+
+    def _read_and_encode(self, index: int):
+        from pointsam.app.loader import read_and_encode
+
+        return read_and_encode(self.model, self.dataset.files[index].path, mesh_samples=self.mesh_samples,
+                               say=self.say)
+
+    def _start_prefetch(self, index: int) -> None:
+        """Read and encode file `index` in the background (only one file is kept ahead)."""
+        if not self.prefetch or not 0 <= index < len(self.dataset.files) or self.dataset.files[index].error:
+            return
+        for other in [k for k in self._ahead if k != index]:
+            self._ahead.pop(other).cancel()
+        if index not in self._ahead:
+            self._ahead[index] = self._pool.submit(self._read_and_encode, index)
+
+    def ready(self, index: int) -> bool:
+        """File `index` has been read and encoded in the background (opening it is instant)."""
+        future = self._ahead.get(index)
+        return future is not None and future.done() and future.exception() is None
 
     def open(self, index: int) -> dict:
         """Open file `index` (read, encode, resume its sidecar): keyword arguments of `AnnotateApp.show`.
         A file that cannot be opened is marked unreadable (with the reason) and the error raised."""
         from pointsam.app.export import export_stem
-        from pointsam.app.loader import default_up, open_for_annotation
+        from pointsam.app.loader import default_up, open_session
 
         ds = self.dataset
         f = ds.files[ds.check_index(index)]
+        ahead = self._ahead.pop(index, None)
         try:
-            session, cloud = open_for_annotation(self.model, f.path, ds.sidecar(index),
-                                                 mesh_samples=self.mesh_samples, class_map=self.class_map,
-                                                 semantic=self.semantic, say=self.say)
+            if ahead is not None and not ahead.cancel():
+                cloud, predictor = ahead.result()  # encoded in the background (or finishing now)
+            else:
+                cloud, predictor = self._read_and_encode(index)
+            session = open_session(predictor, cloud, f.path, ds.sidecar(index), class_map=self.class_map,
+                                   semantic=self.semantic, say=self.say)
         except (FileFormatError, InputError, OSError) as exc:
             f.error = str(exc)
             self.say(f"skipped {f.name}: {exc}")
             raise
         ds.current = index
         ds.save_progress()
+        self._start_prefetch(index + 1)
         return {"session": session, "cloud": cloud, "out_dir": ds.out_dir / Path(f.name).parent,
                 "stem": export_stem(f.path), "up": self.up or default_up(f.path)}
 

@@ -136,7 +136,9 @@ class AnnotateApp:
         s["model"] = self.model_name
         s["classes_file"] = str(self.classes_file())
         if self.workspace is not None:
-            s["dataset"] = self.workspace.dataset.listing()
+            ws = self.workspace
+            s["dataset"] = {**ws.dataset.listing(),
+                            "ready": [k for k in range(len(ws.dataset.files)) if ws.ready(k)]}
         return s
 
     def classes_file(self) -> Path:

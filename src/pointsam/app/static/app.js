@@ -493,7 +493,8 @@ function updateDataset() {
     const li = document.createElement('li');
     li.classList.toggle('selected', k === d.current);
     li.className += ` ${f.status}`;
-    li.textContent = `${f.name} · ${f.status}${f.error ? `: ${f.error}` : ''}`;
+    const ready = (d.ready || []).includes(k) ? ' · encoded' : '';
+    li.textContent = `${f.name} · ${f.status}${ready}${f.error ? `: ${f.error}` : ''}`;
     li.title = f.error || f.status;
     if (f.status !== 'unreadable') li.addEventListener('click', () => openFile(k));
     return li;
