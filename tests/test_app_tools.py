@@ -367,3 +367,15 @@ def test_class_map_saved_from_the_page(served, tmp_path):
     assert [(c["id"], c["name"]) for c in saved] == [(1, "chair")]
     assert state["classes"] == [{"id": 1, "name": "chair", "color": saved[0]["color"]}]
     assert state["palette"] is None and state["mode"] == "instance" and state["model"] == ""
+
+
+def test_intensity_is_served_as_grey_levels_when_present(predictor, tmp_path):
+    cloud = read_point_cloud(require(SAMPLE))
+    session = AnnotationSession(predictor, cloud.xyz, tmp_path / "x.json")
+    app = AnnotateApp(session, cloud, out_dir=tmp_path, stem="tiko", display_points=3000)
+    assert not app.state()["display"]["has_intensity"]
+    cloud.extra["intensity"] = np.arange(cloud.num_points, dtype=np.uint16)
+    app = AnnotateApp(session, cloud, out_dir=tmp_path, stem="tiko", display_points=3000)
+    grey = np.frombuffer(app.binary("intensity"), np.uint8)
+    assert app.state()["display"]["has_intensity"] and grey.size == 3000
+    assert np.all(np.diff(grey.astype(int)) >= 0) and grey[0] == 0 and grey[-1] == 255  # order kept

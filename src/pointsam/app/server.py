@@ -118,6 +118,13 @@ class AnnotateApp:
         self.positions = np.ascontiguousarray(shown - self.center, dtype=np.float32)
         self.radius = float(np.sqrt((self.positions.astype(np.float64) ** 2).sum(axis=1).max()))
         self.colors = None if cloud.rgb is None else np.ascontiguousarray(rgb_to_uint8(cloud.rgb[index]))
+        self.intensity = None
+        raw = cloud.extra.get("intensity")
+        if raw is not None and len(raw) == n:  # grey levels, 1st..99th percentile stretched
+            values = np.asarray(raw, dtype=np.float64)[index]
+            lo, hi = np.percentile(values, [1, 99]) if values.size else (0.0, 1.0)
+            scaled = np.clip((values - lo) / ((hi - lo) or 1.0), 0, 1)
+            self.intensity = np.ascontiguousarray(np.round(scaled * 255), dtype=np.uint8)
 
     # ----------------------------------------------------------------------------- answers
 
@@ -129,7 +136,8 @@ class AnnotateApp:
             click["position"] = [round(float(v), 6) for v in pos]
         s["input"] = self.session.input_name
         s["display"] = {"count": int(self.display_index.size), "total": self.session.num_points,
-                        "has_color": self.colors is not None, "radius": self.radius, "up": self.up}
+                        "has_color": self.colors is not None, "has_intensity": self.intensity is not None,
+                        "radius": self.radius, "up": self.up}
         s["exports"] = [p.name for p in planned_exports(self.cloud, self.out_dir, self.stem).values()]
         s["out_dir"] = str(self.out_dir)
         s["last_decode_ms"] = self.last_decode_ms
@@ -161,6 +169,10 @@ class AnnotateApp:
             if self.colors is None:
                 raise HTTPError(404, "this cloud has no colours")
             return self.colors.tobytes()
+        if what == "intensity":
+            if self.intensity is None:
+                raise HTTPError(404, "this cloud has no intensity")
+            return self.intensity.tobytes()
         if what == "indices":
             return self.display_index.astype("<u4").tobytes()
         raise HTTPError(404, f"no such cloud array: {what!r}")

@@ -65,7 +65,7 @@ const ui = {
   state: null, revision: -1, positions: null, base: null, indices: null, view: null,
   positive: true, selectedObject: null, showObjects: true, up: 'z', pendingAccept: null,
   tool: 'click', stroke: null, preview: null, shown: null, onlyUnlabelled: false, hiddenObjects: new Set(),
-  colorBy: 'rgb', rgb: null, height: null, visibleOnly: true, brushFraction: 0.03, timings: [],
+  colorBy: 'rgb', rgb: null, height: null, intensity: null, visibleOnly: true, brushFraction: 0.03, timings: [],
   warnedUnknown: false,
 };
 const canvas = $('canvas');
@@ -107,8 +107,14 @@ function resetView() {
   controls.update();
   $('up-axis').textContent = `Up: ${ui.up}`;
   ui.height = heightColors();
-  ui.base = ui.colorBy === 'rgb' && ui.rgb ? ui.rgb : ui.height;
+  ui.base = baseColors();
   recolor();
+}
+
+function baseColors() {
+  if (ui.colorBy === 'rgb' && ui.rgb) return ui.rgb;
+  if (ui.colorBy === 'intensity' && ui.intensity) return ui.intensity;
+  return ui.height;
 }
 
 function setCameraUp() {  // OrbitControls keeps the rotation of its up axis from construction: redo it
@@ -735,7 +741,7 @@ function wire() {
 function setColorBy(value) {
   ui.colorBy = value;
   $('color-by').value = value;
-  ui.base = value === 'rgb' && ui.rgb ? ui.rgb : ui.height;
+  ui.base = baseColors();
   recolor();
 }
 
@@ -784,7 +790,13 @@ async function start() {
   ui.rgb = state.display.has_color ? new Uint8Array(await getBinary('/api/cloud/colors')) : null;
   ui.height = heightColors();
   ui.base = ui.rgb || ui.height;
+  if (state.display.has_intensity) {  // grey levels -> RGB triplets
+    const grey = new Uint8Array(await getBinary('/api/cloud/intensity'));
+    ui.intensity = new Uint8Array(3 * grey.length);
+    grey.forEach((v, i) => { ui.intensity[3 * i] = v; ui.intensity[3 * i + 1] = v; ui.intensity[3 * i + 2] = v; });
+  }
   $('color-by').querySelector('option[value=rgb]').disabled = !ui.rgb;
+  $('color-by').querySelector('option[value=intensity]').disabled = !ui.intensity;
   if (!ui.rgb) { ui.colorBy = 'height'; $('color-by').value = 'height'; }
   cloudGeometry.setAttribute('position', new THREE.BufferAttribute(ui.positions, 3));
   cloudGeometry.setAttribute('color', new THREE.BufferAttribute(new Uint8Array(ui.positions.length), 3, true));
