@@ -188,3 +188,21 @@ def test_the_next_file_is_encoded_in_the_background(folder, model):
     _, scores, logits = fresh.predict(point_indices=[5])
     np.testing.assert_allclose(step.logits, logits[np.argsort(-scores, kind="stable")], atol=1e-5)
     assert not ws.ready(2) and not ws._ahead  # nothing after the last file
+
+
+def test_cli_errors_of_dataset_mode_and_class_maps(folder, tmp_path, capsys):
+    from pointsam.cli import main
+
+    bad = tmp_path / "classes.json"
+    bad.write_text(json.dumps({"classes": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}))
+    for args, message in (
+            (["--classes", "nuscenes"], "--classes nuscenes: no such file, and not a preset"),
+            (["--classes", str(bad)], "class id 1 is used twice"),
+            (["--labels", str(folder / "a.ply")], "is a file; in dataset mode give a folder")):
+        assert main(["annotate", str(folder), "--port", "0", "--no-browser", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("pointsam: error:") and message in err, err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["annotate", str(empty), "--port", "0", "--no-browser", "--classes", "asprs"]) == 2
+    assert "no point clouds or meshes found" in capsys.readouterr().err

@@ -88,11 +88,12 @@ def _load(args: argparse.Namespace, sidecar: Path | None):
 
     class_map = None if args.classes is None else resolve_class_map(args.classes)
     classes_path = None if args.classes is None or not Path(args.classes).exists() else Path(args.classes)
+    dataset = None if sidecar is not None else Dataset(args.input, args.labels)  # before the slow part
     model = load_model(args.checkpoint, config=args.config, device=args.device)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     model_name = f"{args.checkpoint.name if args.checkpoint else 'bundled default model'} ({params:.1f}M)"
     if sidecar is None:  # dataset mode
-        ws = Workspace(Dataset(args.input, args.labels), model, mesh_samples=args.mesh_samples,
+        ws = Workspace(dataset, model, mesh_samples=args.mesh_samples,
                        class_map=class_map, semantic=args.semantic, up=args.up, say=_say)
         if args.out_dir:
             ws.dataset.out_dir = args.out_dir

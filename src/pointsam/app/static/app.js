@@ -476,7 +476,8 @@ function updatePalette() {
     label.textContent = `${c.id} ${c.name}${c.stuff ? ' (stuff)' : ''}`;
     const key = document.createElement('kbd');
     key.textContent = c.key || '';
-    li.append(dot, label, key);
+    li.append(dot, label);
+    if (c.key) li.append(key);
     li.addEventListener('click', () => chooseClass(c.name));
     return li;
   }));
