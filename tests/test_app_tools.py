@@ -379,3 +379,9 @@ def test_intensity_is_served_as_grey_levels_when_present(predictor, tmp_path):
     grey = np.frombuffer(app.binary("intensity"), np.uint8)
     assert app.state()["display"]["has_intensity"] and grey.size == 3000
     assert np.all(np.diff(grey.astype(int)) >= 0) and grey[0] == 0 and grey[-1] == 255  # order kept
+
+
+def test_dataset_actions_outside_dataset_mode(served):
+    status, data = post(served, "/api/dataset/open", {"index": 0})
+    assert status == 404 and "not in dataset mode" in data["error"]
+    assert "dataset" not in served[0].state()

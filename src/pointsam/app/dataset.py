@@ -9,9 +9,10 @@ a file's status is "labelled" (marked so), "in progress" (its sidecar exists), "
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,8 +173,8 @@ class Workspace:
         self.up = up
         self.say = say
         self.prefetch = prefetch
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pointsam-prefetch")
         self._ahead: dict[int, Future] = {}  # file index -> (cloud, predictor) being read and encoded
+        self._one_at_a_time = threading.Lock()
 
     def _read_and_encode(self, index: int):
         from pointsam.app.loader import read_and_encode
@@ -188,7 +189,19 @@ class Workspace:
         for other in [k for k in self._ahead if k != index]:
             self._ahead.pop(other).cancel()
         if index not in self._ahead:
-            self._ahead[index] = self._pool.submit(self._read_and_encode, index)
+            future = self._ahead[index] = Future()
+            # a daemon thread: stopping the server never waits for a background encode
+            threading.Thread(target=self._prefetch_work, args=(index, future), daemon=True,
+                             name="pointsam-prefetch").start()
+
+    def _prefetch_work(self, index: int, future: Future) -> None:
+        with self._one_at_a_time:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self._read_and_encode(index))
+            except BaseException as exc:  # handed to whoever opens the file
+                future.set_exception(exc)
 
     def ready(self, index: int) -> bool:
         """File `index` has been read and encoded in the background (opening it is instant)."""
