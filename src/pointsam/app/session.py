@@ -27,6 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from pointsam.app.classes import ClassMap
+from pointsam.app.selection import checked_selection, near, neighbour_spacing
 from pointsam.app.sidecar import (
     FORMAT,
     VERSION,
@@ -400,23 +401,7 @@ class AnnotationSession:
     # --------------------------------------------------------------------------- hand tools
 
     def _selection(self, indices) -> np.ndarray:
-        """Point indices from a tool as sorted int64: integers, in range, each once, at most N of them."""
-        arr = np.asarray(indices)
-        if arr.ndim != 1 or arr.dtype == bool or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-            raise InputError("a selection must be a flat list of integer point indices")
-        if arr.size == 0:
-            raise InputError("nothing selected: no point lies inside the lasso, box or brush (a lasso "
-                             "needs an area: drag around the points)")
-        if arr.size > self.num_points:
-            raise InputError(f"a selection has at most {self.num_points} points, got {arr.size}")
-        arr = np.sort(arr.astype(np.int64))
-        if arr[0] < 0 or arr[-1] >= self.num_points:
-            bad = arr[0] if arr[0] < 0 else arr[-1]
-            raise InputError(f"point index {bad} is outside the cloud (0..{self.num_points - 1})")
-        repeated = arr[1:][np.diff(arr) == 0]
-        if repeated.size:
-            raise InputError(f"point index {repeated[0]} is selected twice: list each point once")
-        return arr
+        return checked_selection(indices, self.num_points)
 
     def _set_owners(self, indices: np.ndarray, owners: np.ndarray) -> None:
         """Give `indices` these owners and rebuild the point sets of every object concerned."""
@@ -460,23 +445,15 @@ class AnnotationSession:
         return self._record_edit(self._selection(indices), bool(add), target, tool, save)
 
     def neighbour_radius(self) -> float:
-        """The default grow/shrink radius: twice the median nearest-neighbour spacing (5,000 points)."""
+        """The default grow/shrink radius: twice the median nearest-neighbour spacing."""
         if self._spacing is None:
-            from scipy.spatial import cKDTree
-
-            xyz = np.asarray(self.xyz, dtype=np.float64)
-            sample = np.random.default_rng(0).choice(len(xyz), size=min(5000, len(xyz)), replace=False)
-            dist, _ = cKDTree(xyz).query(xyz[sample], k=2)
-            gaps = dist[:, 1][dist[:, 1] > 0]
-            self._spacing = float(np.median(gaps)) if gaps.size else 1.0
+            self._spacing = neighbour_spacing(self.xyz)
         return 2.0 * self._spacing
 
     @_atomic
     def grow(self, *, target=None, radius=None, shrink: bool = False, save: bool = True) -> int:
         """Grow the current mask (or object `target`) by every point within `radius` of it, or shrink it
         by its points within `radius` of the outside (default `neighbour_radius`). One undoable step."""
-        from scipy.spatial import cKDTree
-
         what = "the mask" if target is None else f"object #{target}"
         if radius is None:
             radius = self.neighbour_radius()
@@ -492,14 +469,13 @@ class AnnotationSession:
             free = self.owner == 0  # an object grows over unlabelled points only
         if not inside.any():
             raise InputError(f"{what} is empty: nothing to {'shrink' if shrink else 'grow'}")
-        xyz = np.asarray(self.xyz, dtype=np.float64)
-        source, probe = (~inside, inside) if shrink else (inside, free)
-        if not source.any() or not probe.any():
+        if shrink:
+            chosen = near(self.xyz, source=~inside, probe=inside, radius=float(radius))
+        else:
+            chosen = near(self.xyz, source=inside, probe=free, radius=float(radius))
+        if chosen is None:
             raise InputError(f"{what} has no {'outside' if shrink else 'free'} points left to "
                              f"{'shrink from' if shrink else 'grow into'}")
-        candidates = np.flatnonzero(probe)
-        dist, _ = cKDTree(xyz[source]).query(xyz[candidates], k=1, distance_upper_bound=float(radius))
-        chosen = candidates[dist <= radius]
         if chosen.size == 0:
             edge = "edge" if shrink else "points"
             raise InputError(f"no point lies within {radius:.4g} of {what}'s {edge}; try a larger radius")
