@@ -178,6 +178,12 @@ def test_dataset_mode_in_a_real_browser(tmp_path):
             assert state["objects"][0]["class"] == "chair" and state["objects"][0]["class_id"] == 5
             page.select_option("#color-by", "class")
             page.screenshot(path=str(ARTIFACTS / "annotate-dataset.png"))
+            page.keyboard.press("i")  # only the unlabelled points: the chair disappears
+            hidden = state["objects"][0]["num_points"]
+            page.wait_for_function(f"document.getElementById('hidden-info').textContent.startsWith('{hidden:,}')")
+            page.screenshot(path=str(ARTIFACTS / "annotate-isolate.png"))
+            page.keyboard.press("i")
+            page.wait_for_function("document.getElementById('hidden-info').textContent === ''")
 
             page.click("#next-file")
             state = wait_state(page, "window.pointsam.state.input == 'tiko_10000_points.ply'")
