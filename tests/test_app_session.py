@@ -224,7 +224,9 @@ def test_export_ply_npy_json(session, cloud, tmp_path):
     mask, obj = _accept_best(session, A, name="seat", label="chair")
     out = tmp_path / "out"
     plan = export_session(session, cloud, out, "tiko")
-    assert sorted(plan) == ["instance_npy", "json", "label_npy", "ply"]
+    assert sorted(plan) == ["classes", "instance_npy", "json", "label_npy", "ply"]
+    assert json.loads(plan["classes"].read_text())["classes"] == [
+        {"id": 1, "name": "chair", "color": [255, 127, 14], "key": "", "stuff": False}]
     ply = PlyData.read(str(plan["ply"]))["vertex"]
     assert np.array_equal(ply["instance"], np.where(mask, 1, -1))
     assert np.array_equal(ply["label"], np.where(mask, 1, -1))

@@ -7,7 +7,6 @@ import errno
 import os
 import sys
 import threading
-import time
 import webbrowser
 from pathlib import Path
 
@@ -24,9 +23,14 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
         "named objects, export labels. Every change is saved to a sidecar file and resumed on reopening.",
     )
     an.add_argument("input", type=Path, help="point cloud or mesh (.ply .las .laz .pcd .npy .npz .xyz "
-                    ".txt .obj .glb ...)")
+                    ".txt .obj .glb ...), or a FOLDER of them (dataset mode: file list, progress, resume)")
     an.add_argument("--labels", type=Path, help="annotation file (default: INPUT.pointsam.json beside "
-                    "INPUT, or in the current folder when INPUT's folder is read-only)")
+                    "INPUT, or in the current folder when INPUT's folder is read-only); for a FOLDER, the "
+                    "folder for its annotation files (default: beside each file)")
+    an.add_argument("--classes", help="class map: a JSON file ({\"classes\": [{\"id\", \"name\", "
+                    "\"color\", \"key\", \"stuff\"}]}) or a preset: scannet20, semantickitti, asprs")
+    an.add_argument("--semantic", action="store_true", help="semantic-only labelling: one object per "
+                    "class, no instances (default: instances; stuff classes of the class map have none)")
     an.add_argument("--out-dir", type=Path, help="folder for exports (default: the annotation file's)")
     an.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: "
                     "this computer only)")
@@ -69,30 +73,34 @@ def _bind(host: str, port: int | None):
                             f"{exc.strerror or exc}") from exc
 
 
-def _load(args: argparse.Namespace, sidecar: Path):
-    """Read the cloud, load the model, encode once, open (or resume) the session: the app to serve."""
+def _load(args: argparse.Namespace, sidecar: Path | None):
+    """Load the model; read the cloud (or a dataset folder's file to resume at), encode once, open (or
+    resume) the session: the app to serve."""
+    from pointsam.app.classes import resolve_class_map
+    from pointsam.app.dataset import Dataset, Workspace
     from pointsam.app.export import export_stem
+    from pointsam.app.loader import default_up, open_for_annotation
     from pointsam.app.server import AnnotateApp
-    from pointsam.app.session import AnnotationSession
-    from pointsam.io import read_point_cloud
-    from pointsam.predictor import PointCloudPredictor
 
-    t0 = time.perf_counter()
-    cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
-    _say(f"read {cloud.num_points:,} points from {args.input} in {time.perf_counter() - t0:.1f} s")
+    class_map = None if args.classes is None else resolve_class_map(args.classes)
+    classes_path = None if args.classes is None or not Path(args.classes).exists() else Path(args.classes)
+    dataset = None if sidecar is not None else Dataset(args.input, args.labels)  # before the slow part
     model = load_model_from_args(args)
-    predictor = PointCloudPredictor(model)
-    t1 = time.perf_counter()
-    predictor.set_point_cloud(cloud.xyz, cloud.rgb, progress=lambda m: _say(m + " ..."))
-    _say(f"encoded once in {time.perf_counter() - t1:.1f} s; each click only decodes")
-    session = AnnotationSession.open(predictor, cloud.xyz, sidecar, input_name=args.input.name)
-    if session.objects or session.steps:
-        _say(f"resumed {sidecar}: {len(session.objects)} object(s), {len(session.steps)} pending click(s)")
-    else:
-        _say(f"annotations will be saved to {sidecar}")
-    up = args.up or ("y" if args.input.suffix.lower() in (".obj", ".glb", ".gltf") else "z")
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    model_name = f"{args.checkpoint.name if args.checkpoint else 'bundled default model'} ({params:.1f}M)"
+    if sidecar is None:  # dataset mode
+        ws = Workspace(dataset, model, mesh_samples=args.mesh_samples,
+                       class_map=class_map, semantic=args.semantic, up=args.up, say=_say)
+        if args.out_dir:
+            ws.dataset.out_dir = args.out_dir
+        shown = ws.dataset.open_first(ws.open)
+        return AnnotateApp(**shown, display_points=args.display_points, model_name=model_name,
+                           classes_path=classes_path, workspace=ws)
+    session, cloud = open_for_annotation(model, args.input, sidecar, mesh_samples=args.mesh_samples,
+                                         class_map=class_map, semantic=args.semantic, say=_say)
     return AnnotateApp(session, cloud, out_dir=args.out_dir or sidecar.resolve().parent,
-                       stem=export_stem(args.input), display_points=args.display_points, up=up)
+                       stem=export_stem(args.input), display_points=args.display_points,
+                       up=args.up or default_up(args.input), model_name=model_name, classes_path=classes_path)
 
 
 def run_annotate(args: argparse.Namespace) -> None:
@@ -107,9 +115,12 @@ def run_annotate(args: argparse.Namespace) -> None:
         raise PointSAMError(f"--display-points must be positive, got {args.display_points}")
     if not args.input.exists():
         raise PointSAMError(f"{args.input}: no such file")
-    sidecar = args.labels or default_sidecar(args.input)
-    if sidecar.is_dir():
-        raise PointSAMError(f"--labels {sidecar} is a folder; give a file name")
+    if args.input.is_dir():  # dataset mode: --labels is a folder of annotation files
+        sidecar = None
+    else:
+        sidecar = args.labels or default_sidecar(args.input)
+        if sidecar.is_dir():
+            raise PointSAMError(f"--labels {sidecar} is a folder; give a file name")
     server = _bind(args.host, args.port)  # first: a busy port is reported before the slow loading
     try:
         server.app = _load(args, sidecar)
@@ -130,4 +141,5 @@ def run_annotate(args: argparse.Namespace) -> None:
         pass
     finally:
         server.server_close()
-    _say(f"stopped; every accepted change is in {sidecar}")
+    where = sidecar or f"the annotation files of {args.input}"
+    _say(f"stopped; every accepted change is in {where}")

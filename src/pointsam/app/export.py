@@ -1,17 +1,28 @@
-"""Export a session's objects: PLY (label + instance), NPY, LAS classification, JSON, labelled mesh."""
+"""Export a session's objects: PLY (label + instance), NPY, LAS classification, JSON, labelled mesh, and the
+class map beside them (`STEM.classes.json`, the ids of the label fields)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from pointsam.app.classes import ClassEntry, ClassMap, class_map_document
 from pointsam.app.session import AnnotationSession
+from pointsam.errors import PointSAMError
 from pointsam.io import PointCloud, labels_to_faces, write_labels, write_mesh_labels, write_ply
+from pointsam.io.palette import label_colors
 from pointsam.io.writers import atomic_output
 
 MESH_EXPORTS = (".ply", ".obj", ".glb")
+
+# Hook for the dataset label formats written by pointsam.io (SemanticKITTI .label, PCD with label fields):
+# kind -> (file name suffix, writer(path, cloud, label, instance, overwrite)); label/instance are (N,) int32,
+# -1 = unlabelled. Register a writer here and every export (one file or a whole folder) writes it.
+LabelWriter = Callable[[Path, PointCloud, np.ndarray, np.ndarray, bool], None]
+LABEL_WRITERS: dict[str, tuple[str, LabelWriter]] = {}
 
 
 def export_stem(input_path: Path) -> str:
@@ -26,7 +37,10 @@ def planned_exports(cloud: PointCloud, out_dir: Path, stem: str) -> dict[str, Pa
         "label_npy": out_dir / f"{stem}.label.npy",
         "instance_npy": out_dir / f"{stem}.instance.npy",
         "json": out_dir / f"{stem}.objects.json",
+        "classes": out_dir / f"{stem}.classes.json",
     }
+    for kind, (suffix, _) in LABEL_WRITERS.items():
+        plan[kind] = out_dir / f"{stem}{suffix}"
     src = cloud.source
     if src is not None and src.suffix.lower() in (".las", ".laz"):
         plan["las"] = out_dir / f"{stem}.labels{src.suffix.lower()}"
@@ -35,6 +49,14 @@ def planned_exports(cloud: PointCloud, out_dir: Path, stem: str) -> dict[str, Pa
         plan["mesh"] = out_dir / f"{stem}.labelled{ext}"
         plan["mesh_legend"] = out_dir / f"{stem}.labelled.legend.json"
     return plan
+
+
+def session_class_map(session: AnnotationSession) -> ClassMap:
+    """The classes of the exported label ids: the session's class map, or one made of its classes."""
+    if session.class_map is not None:
+        return session.class_map
+    return ClassMap([ClassEntry(cid, name, tuple(int(c) for c in label_colors([cid])[0]))
+                     for name, cid in session.class_ids().items()])
 
 
 def _save_npy(path: Path, values: np.ndarray, overwrite: bool) -> None:
@@ -61,6 +83,11 @@ def export_session(session: AnnotationSession, cloud: PointCloud, out_dir: Path,
     if "mesh" in plan:  # faces take the majority object id of their points
         faces = labels_to_faces(cloud.mesh, cloud.xyz, cloud.face_index, instance)
         write_mesh_labels(plan["mesh"], cloud.mesh, faces, overwrite=overwrite, source_path=cloud.source)
+    for kind, (_, writer) in LABEL_WRITERS.items():
+        writer(plan[kind], cloud, label, instance, overwrite)
+    cmap = session_class_map(session)
+    with atomic_output(plan["classes"], overwrite) as tmp:
+        tmp.write_text(json.dumps(class_map_document(cmap), indent=1), encoding="utf-8")
     ids = session.class_ids()
     doc = {
         "input": session.input_name,
@@ -68,6 +95,7 @@ def export_session(session: AnnotationSession, cloud: PointCloud, out_dir: Path,
         "unlabelled": -1,
         "fields": {"label": "class id (see classes)", "instance": "object id (see objects)"},
         "classes": [{"id": ids[c], "name": c} for c in session.classes],
+        "mode": "semantic" if session.semantic else "instance",
         "objects": [{"id": o.id, "name": o.name, "class": o.label, "class_id": ids[o.label],
                      "num_points": int(o.indices.size), "indices": o.indices.tolist()}
                     for o in sorted(session.objects.values(), key=lambda o: o.id)],
@@ -76,3 +104,33 @@ def export_session(session: AnnotationSession, cloud: PointCloud, out_dir: Path,
     with atomic_output(plan["json"], overwrite) as tmp:
         tmp.write_text(json.dumps(doc), encoding="utf-8")
     return plan
+
+
+def export_dataset(dataset, *, mesh_samples: int, class_map: ClassMap | None = None,
+                   overwrite: bool = False) -> dict:
+    """Export every file of a `pointsam.app.dataset.Dataset` that has annotations into its export folder
+    (same sub-folders); files that fail are listed with the reason, the others still exported."""
+    from pointsam.io import read_point_cloud
+
+    done, failed = [], []
+    for k, f in enumerate(dataset.files):
+        sidecar = dataset.sidecar(k)
+        if not sidecar.exists():
+            continue
+        if f.error:
+            failed.append({"name": f.name, "error": f.error})
+            continue
+        try:
+            cloud = read_point_cloud(f.path, mesh_samples=mesh_samples)
+            cmap = None if class_map is None else ClassMap(list(class_map.entries))
+            session = AnnotationSession.open(None, cloud.xyz, sidecar, input_name=f.path.name,
+                                             class_map=cmap, replay=False)
+            out = dataset.out_dir / Path(f.name).parent
+            export_session(session, cloud, out, export_stem(f.path), overwrite=overwrite)
+            done.append(f.name)
+        except (FileExistsError, PointSAMError, OSError) as exc:
+            failed.append({"name": f.name, "error": str(exc)})
+    text = f"exported {len(done)} file(s) to {dataset.out_dir}"
+    if failed:
+        text += f"; {len(failed)} not exported: " + "; ".join(f"{x['name']}: {x['error']}" for x in failed)
+    return {"exported": done, "failed": failed, "out_dir": str(dataset.out_dir), "summary": text}

@@ -9,6 +9,7 @@ Standard library only (`ThreadingHTTPServer`). The security model (also in the R
   browser's Origin must be this same server (no cross-site requests), and every /api request must carry
   the per-launch token of the printed URL (`?token=...`; the page sends it as the X-PointSAM-Token header);
 - request bodies are small flat JSON objects (64 KB, integers of at most 18 digits, no deep nesting);
+  only a hand-tool selection (/api/edit) may be bigger (16 MB: a packed list of point indices);
 - every refused or failed request closes its connection, as does any request whose body was not read, so
   an unread body can never be parsed as a second request;
 - responses are built under the session lock and written outside it; sockets time out (30 s) and at most
@@ -17,6 +18,8 @@ Standard library only (`ThreadingHTTPServer`). The security model (also in the R
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import secrets
@@ -32,7 +35,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from pointsam.app.export import export_session, planned_exports
+from pointsam.app.classes import save_class_map
+from pointsam.app.export import export_session, planned_exports, session_class_map
 from pointsam.app.session import AnnotationSession, OverlapError, SaveError
 from pointsam.errors import PointSAMError
 from pointsam.io import PointCloud
@@ -43,6 +47,7 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
                  ".css": "text/css; charset=utf-8", ".md": "text/plain; charset=utf-8",
                  "": "text/plain; charset=utf-8"}
 MAX_BODY = 64 * 1024
+MAX_EDIT_BODY = 16 * 1024 * 1024  # a selection of up to ~3M points as packed uint32 (base64)
 MAX_INT_DIGITS = 18
 DEFAULT_DISPLAY_POINTS = 1_000_000
 MASK_BIT = 1 << 30
@@ -80,15 +85,27 @@ class AnnotateApp:
     """Everything a request handler needs: the session, the display copy of the cloud, the exports."""
 
     def __init__(self, session: AnnotationSession, cloud: PointCloud, *, out_dir: Path, stem: str,
-                 display_points: int = DEFAULT_DISPLAY_POINTS, up: str = "z", seed: int = 0) -> None:
+                 display_points: int = DEFAULT_DISPLAY_POINTS, up: str = "z", seed: int = 0,
+                 model_name: str = "", classes_path: Path | None = None, workspace=None) -> None:
+        self.lock = threading.Lock()
+        self.workspace = workspace  # dataset mode (`pointsam.app.dataset.Workspace`), else None
+        self.static = static_table()
+        self.model_name = model_name
+        self.classes_path = None if classes_path is None else Path(classes_path)
+        self.display_points = display_points
+        self.seed = seed
+        self.show(session, cloud, out_dir=out_dir, stem=stem, up=up)
+
+    def show(self, session: AnnotationSession, cloud: PointCloud, *, out_dir: Path, stem: str,
+             up: str = "z") -> None:
+        """Serve this session and cloud (a new file of a dataset replaces the previous one)."""
         self.session = session
         self.cloud = cloud
         self.out_dir = Path(out_dir)
         self.stem = stem
         self.up = up
-        self.lock = threading.Lock()
-        self.static = static_table()
         self.last_decode_ms: float | None = None
+        display_points, seed = self.display_points, self.seed
         n = session.num_points
         if display_points < n:  # show a random subset; labels are still computed for every point
             rng = np.random.default_rng(seed)
@@ -101,6 +118,13 @@ class AnnotateApp:
         self.positions = np.ascontiguousarray(shown - self.center, dtype=np.float32)
         self.radius = float(np.sqrt((self.positions.astype(np.float64) ** 2).sum(axis=1).max()))
         self.colors = None if cloud.rgb is None else np.ascontiguousarray(rgb_to_uint8(cloud.rgb[index]))
+        self.intensity = None
+        raw = cloud.extra.get("intensity")
+        if raw is not None and len(raw) == n:  # grey levels, 1st..99th percentile stretched
+            values = np.asarray(raw, dtype=np.float64)[index]
+            lo, hi = np.percentile(values, [1, 99]) if values.size else (0.0, 1.0)
+            scaled = np.clip((values - lo) / ((hi - lo) or 1.0), 0, 1)
+            self.intensity = np.ascontiguousarray(np.round(scaled * 255), dtype=np.uint8)
 
     # ----------------------------------------------------------------------------- answers
 
@@ -112,11 +136,22 @@ class AnnotateApp:
             click["position"] = [round(float(v), 6) for v in pos]
         s["input"] = self.session.input_name
         s["display"] = {"count": int(self.display_index.size), "total": self.session.num_points,
-                        "has_color": self.colors is not None, "radius": self.radius, "up": self.up}
+                        "has_color": self.colors is not None, "has_intensity": self.intensity is not None,
+                        "radius": self.radius, "up": self.up}
         s["exports"] = [p.name for p in planned_exports(self.cloud, self.out_dir, self.stem).values()]
         s["out_dir"] = str(self.out_dir)
         s["last_decode_ms"] = self.last_decode_ms
+        s["model"] = self.model_name
+        s["classes_file"] = str(self.classes_file())
+        if self.workspace is not None:
+            ws = self.workspace
+            s["dataset"] = {**ws.dataset.listing(),
+                            "ready": [k for k in range(len(ws.dataset.files)) if ws.ready(k)]}
         return s
+
+    def classes_file(self) -> Path:
+        """Where "save class map" writes: the --classes file, else classes.json in the export folder."""
+        return self.classes_path or self.out_dir / "classes.json"
 
     def view(self) -> bytes:
         """Per displayed point: object id (0 = none), plus MASK_BIT where the current mask is."""
@@ -134,6 +169,10 @@ class AnnotateApp:
             if self.colors is None:
                 raise HTTPError(404, "this cloud has no colours")
             return self.colors.tobytes()
+        if what == "intensity":
+            if self.intensity is None:
+                raise HTTPError(404, "this cloud has no intensity")
+            return self.intensity.tobytes()
         if what == "indices":
             return self.display_index.astype("<u4").tobytes()
         raise HTTPError(404, f"no such cloud array: {what!r}")
@@ -145,6 +184,16 @@ class AnnotateApp:
             start = time.perf_counter()
             s.click(_field(body, "index", int), _field(body, "positive", bool, default=True))
             self.last_decode_ms = round(1000 * (time.perf_counter() - start), 1)
+        elif route == "/api/edit":
+            s.edit(_selection(body), _field(body, "add", bool, default=True),
+                   target=_field(body, "target", int, default=None),
+                   tool=_field(body, "tool", str, default="select"))
+        elif route == "/api/grow":
+            radius = body.get("radius")
+            if radius is not None and (isinstance(radius, bool) or not isinstance(radius, int | float)):
+                raise HTTPError(400, f"field 'radius' must be a number, got {json.dumps(radius)[:40]}")
+            s.grow(target=_field(body, "target", int, default=None), radius=radius,
+                   shrink=_field(body, "shrink", bool, default=False))
         elif route == "/api/undo":
             s.undo()
         elif route == "/api/redo":
@@ -163,10 +212,33 @@ class AnnotateApp:
                             _field(body, "class", str, default=None))
         elif route == "/api/object/delete":
             s.delete_object(_field(body, "id", int))
+        elif route.startswith("/api/dataset/"):
+            return self._dataset_action(route, body)
+        elif route == "/api/classes/save":
+            path = self.classes_file()
+            save_class_map(session_class_map(s), path)
+            return {**self.state(), "saved_classes": str(path)}
         elif route == "/api/export":
             plan = export_session(s, self.cloud, self.out_dir, self.stem,
                                   overwrite=_field(body, "overwrite", bool, default=False))
             return {**self.state(), "exported": [str(p) for p in plan.values()]}
+        else:
+            raise HTTPError(404, f"no such action: {route}")
+        return self.state()
+
+    def _dataset_action(self, route: str, body: dict) -> dict:
+        """Dataset mode: open another file, mark the current one, export the whole folder."""
+        ws = self.workspace
+        if ws is None:
+            raise HTTPError(404, "not in dataset mode: run pointsam annotate FOLDER")
+        if route == "/api/dataset/open":
+            index = ws.dataset.check_index(_field(body, "index", int))
+            self.show(**ws.open(index))
+        elif route == "/api/dataset/mark":
+            ws.dataset.mark(ws.dataset.current, _field(body, "labelled", bool, default=True))
+        elif route == "/api/dataset/export":
+            result = ws.export(overwrite=_field(body, "overwrite", bool, default=False))
+            return {**self.state(), "exported_all": result["summary"], "export_result": result}
         else:
             raise HTTPError(404, f"no such action: {route}")
         return self.state()
@@ -183,6 +255,23 @@ def _field(body: dict, key: str, kind: type, default=...):
     if not isinstance(value, kind):
         raise HTTPError(400, f"field {key!r} must be {kind.__name__}, got {json.dumps(value)[:40]}")
     return value
+
+
+def _selection(body: dict) -> list[int] | np.ndarray:
+    """A tool's point indices: "indices" (a JSON list) or "packed" (base64 of little-endian uint32)."""
+    if "packed" in body:
+        packed = _field(body, "packed", str)
+        try:
+            raw = base64.b64decode(packed, validate=True)
+        except (binascii.Error, ValueError):
+            raise HTTPError(400, "field 'packed' must be base64 of little-endian uint32 indices") from None
+        if len(raw) % 4:
+            raise HTTPError(400, f"field 'packed' holds {len(raw)} bytes, not a whole number of uint32")
+        return np.frombuffer(raw, dtype="<u4").astype(np.int64)
+    indices = _field(body, "indices", list)
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        raise HTTPError(400, "field 'indices' must be a list of integer point indices")
+    return indices
 
 
 def _bounded_int(text: str) -> int:
@@ -351,7 +440,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPError(403, "missing or wrong access token: open the exact URL the server printed "
                             "(it ends in ?token=...)")
 
-    def _read_json(self) -> dict:
+    def _read_json(self, limit: int = MAX_BODY) -> dict:
         if self.headers.get("Transfer-Encoding"):
             raise HTTPError(411, "send the body with a Content-Length, not chunked")
         lengths = self.headers.get_all("Content-Length") or []
@@ -361,8 +450,8 @@ class Handler(BaseHTTPRequestHandler):
         if len(lengths) > 1 or not (text.isascii() and text.isdigit()) or len(text) > 12:
             raise HTTPError(400, f"bad Content-Length {', '.join(lengths)[:40]!r}")
         size = int(text)
-        if size > MAX_BODY:
-            raise HTTPError(413, f"request body of {size} bytes is over the {MAX_BODY}-byte limit")
+        if size > limit:
+            raise HTTPError(413, f"request body of {size} bytes is over the {limit}-byte limit")
         try:
             raw = self.rfile.read(size) if size else b""
         except OSError:
@@ -401,8 +490,10 @@ class Handler(BaseHTTPRequestHandler):
             file = app.static[path]
             headers = {"Content-Security-Policy": CSP} if file.suffix == ".html" else None
             return Response(200, file.read_bytes(), CONTENT_TYPES[file.suffix], headers)
-        if path.startswith("/api/cloud/"):  # the display copy never changes: no lock needed
-            return Response(200, app.binary(path[len("/api/cloud/"):]), "application/octet-stream")
+        if path.startswith("/api/cloud/"):  # changes only when a dataset moves to another file
+            with app.lock:
+                body = app.binary(path[len("/api/cloud/"):])
+            return Response(200, body, "application/octet-stream")
         if path == "/api/state":
             with app.lock:  # built under the lock, written outside it: a slow reader blocks nobody
                 return _json_response(200, app.state())
@@ -414,7 +505,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> Response:
         route = urlsplit(self.path).path
-        body = self._read_json()
+        body = self._read_json(MAX_EDIT_BODY if route == "/api/edit" else MAX_BODY)
         if not route.startswith("/api/"):
             raise HTTPError(405 if route in self.app.static else 404, f"cannot POST to {route}")
         app = self.app

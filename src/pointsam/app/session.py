@@ -6,6 +6,13 @@ Every change is saved to the sidecar at once, pending clicks included: a crash l
 whose decode had not finished. A change whose save fails is undone (`SaveError`), so what the user sees is
 always what is on disk. A mask takes at most `MAX_CLICKS` clicks, which bounds the replay of pending clicks
 when a session is resumed.
+
+Hand tools share the clicks' history: `edit` adds or removes exact point indices (a lasso, box or brush
+selection computed by the page, or `grow`/`shrink` by neighbours) to or from the current mask or an
+accepted object. The current mask is the chosen candidate of the latest click with every mask edit of
+the history applied on top, in order (a later click re-decodes the model's part, the hand edits stay).
+Mask edits are saved with the pending clicks; edits of accepted objects change their saved point sets
+at once and can be undone until the next accept.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ from __future__ import annotations
 import functools
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from pointsam.app.classes import ClassMap
+from pointsam.app.selection import checked_selection, near, neighbour_spacing
 from pointsam.app.sidecar import (
     FORMAT,
     VERSION,
@@ -36,6 +45,8 @@ MAX_NAME_LENGTH = 100
 DEFAULT_CLASS = "object"
 MAX_CLICKS = 100  # per mask: far more than any real refinement; bounds decode cost and resume replay
 MAX_OBJECT_ID = 2**30 - 1  # ids are int32 per point, and the page's view protocol uses bit 30 for the mask
+MAX_EDITS = 1000  # hand edits per mask: bounds the history kept in memory and in the sidecar
+EDIT_TOOLS = ("lasso", "box", "brush", "grow", "shrink", "select")
 
 
 class Predictor(Protocol):
@@ -79,6 +90,31 @@ class Step:
     logits: np.ndarray
     scores: np.ndarray
     selected: int = 0
+
+
+@dataclass
+class Edit:
+    """A hand edit of the current mask: these points are in (`add`) or out of it, whatever the model says."""
+
+    indices: np.ndarray
+    add: bool
+    tool: str = "select"
+    saved: str = field(default="", repr=False, compare=False)  # the encoded point set, made once
+
+
+@dataclass(frozen=True)
+class ObjectEdit:
+    """A hand edit of accepted objects: the owners of `indices` before and after (exact undo/redo)."""
+
+    indices: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    add: bool
+    target: int
+    tool: str = "select"
+
+
+HistoryEntry = Step | Edit | ObjectEdit
 
 
 @dataclass
@@ -134,33 +170,44 @@ class AnnotationSession:
     """Interactive labelling of one cloud: decode per click, accept masks as objects, save every change."""
 
     def __init__(self, predictor: Predictor, xyz: np.ndarray, path: str | Path, *,
-                 input_name: str = "") -> None:
+                 input_name: str = "", class_map: ClassMap | None = None, semantic: bool = False) -> None:
         self.predictor = predictor
         self.num_points = int(len(xyz))
         self.path = Path(path)
         self.input_name = input_name
         self.fingerprint = fingerprint(xyz)
-        self.steps: list[Step] = []
-        self.redo_steps: list[Step] = []
+        self.xyz = xyz
+        self.steps: list[HistoryEntry] = []  # clicks and hand edits, oldest first: one undo history
+        self.redo_steps: list[HistoryEntry] = []
         self.objects: dict[int, LabelledObject] = {}
         self.classes: list[str] = []
+        self.class_map = class_map  # None: class ids in order of first use
+        self.semantic = bool(semantic)  # every class is stuff: one object per class, no instances
+        self.unknown_classes: list[str] = []  # classes of the file that the given class map lacked
         self.next_id = 1
         self.owner = np.zeros(self.num_points, dtype=np.int32)  # object id per point, 0 = none
         self.revision = 0
         self._encoded: dict[int, str] = {}  # object id -> its saved point set, reused until it changes
+        self._spacing: float | None = None
 
     # ------------------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, predictor: Predictor, xyz: np.ndarray, path: str | Path, *,
-             input_name: str = "") -> AnnotationSession:
-        """A session on `xyz`, resumed from the sidecar at `path` when it exists."""
-        session = cls(predictor, xyz, path, input_name=input_name)
+    def open(cls, predictor: Predictor | None, xyz: np.ndarray, path: str | Path, *, input_name: str = "",
+             class_map: ClassMap | None = None, semantic: bool = False,
+             replay: bool = True) -> AnnotationSession:
+        """A session on `xyz`, resumed from the sidecar at `path` when it exists. A given `class_map` wins
+        over the one saved in the sidecar; classes of the sidecar it lacks are added to it with new ids
+        (listed in `unknown_classes`), so no object loses its class. With `replay=False` (no predictor
+        needed) the pending clicks are not decoded: a session to read objects from, e.g. to export."""
+        session = cls(predictor, xyz, path, input_name=input_name, class_map=class_map, semantic=semantic)
         if session.path.exists():
-            session._restore(read_sidecar(session.path))
+            session._restore(read_sidecar(session.path), replay=replay)
+        if session.class_map is not None:
+            session.unknown_classes = [e.name for e in session.class_map.extend(session.classes)]
         return session
 
-    def _restore(self, doc: dict) -> None:
+    def _restore(self, doc: dict, replay: bool = True) -> None:
         where = self.path
         info = doc.get("input")
         info = info if isinstance(info, dict) else {}
@@ -172,6 +219,9 @@ class AnnotationSession:
             )
         try:
             self.classes = [clean_text(c, "class", DEFAULT_CLASS) for c in doc.get("classes", [])]
+            if self.class_map is None and doc.get("class_map") is not None:
+                self.class_map = ClassMap.from_list(doc["class_map"], f"{where}: class_map")
+            self.semantic = self.semantic or doc.get("mode") == "semantic"
             for entry in doc.get("objects", []):
                 indices = decode_indices(entry["points"], self.num_points)
                 obj = LabelledObject(_object_id(entry["id"]), clean_text(entry["name"], "name", ""),
@@ -189,27 +239,48 @@ class AnnotationSession:
             pending = doc.get("pending", [])
             if not isinstance(pending, list):
                 raise ValueError("'pending' must be a list of clicks")
-            if len(pending) > MAX_CLICKS:
-                raise ValueError(
-                    f"{len(pending)} pending clicks, but a mask takes at most {MAX_CLICKS}; delete the "
-                    "\"pending\" list from the file to open its accepted objects")
-            pending = [(int(i), bool(p), int(s)) for i, p, s in pending]
+            num_clicks = sum(not isinstance(entry, dict) for entry in pending)
+            for count, limit, what in ((num_clicks, MAX_CLICKS, "clicks"),
+                                       (len(pending) - num_clicks, MAX_EDITS, "hand edits")):
+                if count > limit:
+                    raise ValueError(
+                        f"{count} pending {what}, but a mask takes at most {limit}; delete the "
+                        "\"pending\" list from the file to open its accepted objects")
+            pending = [self._pending_entry(entry) for entry in pending]
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError, InputError) as exc:
             raise FileFormatError(f"{where}: damaged annotation file: {exc}") from exc
-        for index, positive, selected in pending:  # replay the unaccepted clicks (deterministic)
+        for entry in pending if replay else []:  # replay the unaccepted clicks and hand edits
             try:
+                if isinstance(entry, Edit):
+                    self.steps.append(entry)
+                    continue
+                index, positive, selected = entry
                 self.click(index, positive, save=False)
                 if selected:
                     self.select_candidate(selected, save=False)
             except InputError as exc:
                 raise FileFormatError(f"{where}: cannot replay a pending click: {exc}") from exc
+        self.revision += 1
+
+    def _pending_entry(self, entry) -> tuple[int, bool, int] | Edit:
+        """A saved history entry: a click [index, positive, candidate] or a mask edit {edit, tool, points}."""
+        if isinstance(entry, dict):
+            if entry.get("edit") not in ("add", "remove") or entry.get("tool", "select") not in EDIT_TOOLS:
+                raise ValueError(f"a pending edit must be add or remove by one of {', '.join(EDIT_TOOLS)}")
+            return Edit(decode_indices(entry["points"], self.num_points), entry["edit"] == "add",
+                        entry.get("tool", "select"))
+        index, positive, selected = entry
+        return int(index), bool(positive), int(selected)
 
     # ----------------------------------------------------------------------------- clicking
 
     @property
     def clicks(self) -> list[Click]:
         """The clicks of the mask being built, in order."""
-        return [s.click for s in self.steps]
+        return [s.click for s in self._click_steps()]
+
+    def _click_steps(self) -> list[Step]:
+        return [s for s in self.steps if isinstance(s, Step)]
 
     def _decode(self, clicks: list[Click], mask_input: np.ndarray | None,
                 multimask: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -222,16 +293,17 @@ class AnnotationSession:
         return np.asarray(logits[order], np.float32), np.asarray(scores[order], np.float32)
 
     def _mask_prompt(self, upto: int) -> np.ndarray | None:
-        """The chosen logits of step `upto - 1`, the mask prompt for step `upto` (None for the first)."""
+        """The chosen logits of click `upto - 1`, the mask prompt for click `upto` (None for the first).
+        Hand edits are not part of the prompt: they are applied on top of the model's mask."""
         if upto == 0:
             return None
-        prev = self.steps[upto - 1]
+        prev = self._click_steps()[upto - 1]
         return prev.logits[prev.selected]
 
     @_atomic
     def click(self, index, positive: bool = True, *, save: bool = True) -> Step:
         """Add a click on point `index` and decode: 3 candidates for the first click, then a refinement."""
-        if len(self.steps) >= MAX_CLICKS:
+        if len(self.clicks) >= MAX_CLICKS:
             raise InputError(f"a mask takes at most {MAX_CLICKS} clicks: accept it, undo or clear")
         if isinstance(index, bool) or not isinstance(index, int | np.integer):
             raise InputError(f"point index must be an integer, got {index!r}")
@@ -240,8 +312,8 @@ class AnnotationSession:
         if not isinstance(positive, bool | np.bool_):
             raise InputError(f"positive must be true or false, got {positive!r}")
         clicks = [*self.clicks, Click(int(index), bool(positive))]
-        first = not self.steps
-        logits, scores = self._decode(clicks, self._mask_prompt(len(self.steps)), multimask=first)
+        first = len(clicks) == 1
+        logits, scores = self._decode(clicks, self._mask_prompt(len(clicks) - 1), multimask=first)
         step = Step(clicks[-1], logits, scores)
         self.steps.append(step)
         self.redo_steps.clear()
@@ -249,15 +321,17 @@ class AnnotationSession:
         return step
 
     def _require_step(self) -> Step:
-        if not self.steps:
-            raise InputError("no mask yet: click on the cloud first")
-        return self.steps[-1]
+        steps = self._click_steps()
+        if not steps:
+            raise InputError("no model mask yet: click on the cloud first")
+        return steps[-1]
 
     def _add_alternatives(self) -> None:
         """After a refinement click, also decode the 3 multimask candidates (on demand)."""
         step = self._require_step()
         if step.logits.shape[0] == 1:
-            logits, scores = self._decode(self.clicks, self._mask_prompt(len(self.steps) - 1), True)
+            clicks = self.clicks
+            logits, scores = self._decode(clicks, self._mask_prompt(len(clicks) - 1), True)
             step.logits = np.concatenate([step.logits, logits])
             step.scores = np.concatenate([step.scores, scores])
 
@@ -265,7 +339,7 @@ class AnnotationSession:
     def cycle(self, *, save: bool = True) -> int:
         """Show the next candidate mask (a refinement's 3 alternatives are decoded on first use)."""
         self._add_alternatives()
-        step = self.steps[-1]
+        step = self._require_step()
         step.selected = (step.selected + 1) % step.logits.shape[0]
         self._changed(save)
         return step.selected
@@ -285,33 +359,127 @@ class AnnotationSession:
 
     @_atomic
     def undo(self) -> None:
-        """Take back the latest click (and its mask)."""
+        """Take back the latest click or hand edit."""
         if not self.steps:
             raise InputError("nothing to undo")
-        self.redo_steps.append(self.steps.pop())
+        entry = self.steps.pop()
+        if isinstance(entry, ObjectEdit):
+            self._set_owners(entry.indices, entry.before)
+        self.redo_steps.append(entry)
         self._changed()
 
     @_atomic
     def redo(self) -> None:
-        """Put back the click taken back last."""
+        """Put back the click or hand edit taken back last."""
         if not self.redo_steps:
             raise InputError("nothing to redo")
-        self.steps.append(self.redo_steps.pop())
+        entry = self.redo_steps.pop()
+        if isinstance(entry, ObjectEdit):
+            self._set_owners(entry.indices, entry.after)
+        self.steps.append(entry)
         self._changed()
 
     @_atomic
     def clear(self) -> None:
-        """Drop every click of the mask being built."""
-        self.steps.clear()
+        """Drop every click and hand edit of the mask being built (edits of accepted objects stay)."""
+        self.steps = [s for s in self.steps if isinstance(s, ObjectEdit)]
         self.redo_steps.clear()
         self._changed()
 
     def current_mask(self) -> np.ndarray | None:
-        """(N,) bool mask of the chosen candidate, or None before the first click."""
-        if not self.steps:
+        """(N,) bool mask: the chosen candidate of the latest click with the hand edits applied in order;
+        None before the first click or edit."""
+        steps = self._click_steps()
+        edits = [e for e in self.steps if isinstance(e, Edit)]
+        if not steps and not edits:
             return None
-        step = self.steps[-1]
-        return step.logits[step.selected] > 0
+        mask = steps[-1].logits[steps[-1].selected] > 0 if steps else np.zeros(self.num_points, bool)
+        for edit in edits:
+            mask[edit.indices] = edit.add
+        return mask
+
+    # --------------------------------------------------------------------------- hand tools
+
+    def _selection(self, indices) -> np.ndarray:
+        return checked_selection(indices, self.num_points)
+
+    def _set_owners(self, indices: np.ndarray, owners: np.ndarray) -> None:
+        """Give `indices` these owners and rebuild the point sets of every object concerned."""
+        affected = set(np.unique(self.owner[indices]).tolist()) | set(np.unique(owners).tolist())
+        self.owner[indices] = owners
+        for oid in affected - {0}:
+            obj = self.objects[oid]
+            obj.indices = np.flatnonzero(self.owner == oid).astype(np.int64)
+            self._encoded.pop(oid, None)
+
+    def _record_edit(self, sel: np.ndarray, add: bool, target, tool: str, save: bool) -> int:
+        if target is None:
+            if sum(isinstance(e, Edit) for e in self.steps) >= MAX_EDITS:
+                raise InputError(f"a mask takes at most {MAX_EDITS} hand edits: accept it, undo or clear")
+            before = self.current_mask()
+            changed = int((before[sel] != add).sum()) if before is not None else (sel.size if add else 0)
+            self.steps.append(Edit(sel, add, tool))
+        else:
+            obj = self._object(target)
+            owners = self.owner[sel]
+            moving = owners != obj.id if add else owners == obj.id
+            idx = sel[moving]
+            entry = ObjectEdit(idx, owners[moving].copy(), np.full(idx.size, obj.id if add else 0, np.int32),
+                               add, obj.id, tool)
+            self._set_owners(entry.indices, entry.after)
+            self.steps.append(entry)
+            changed = int(idx.size)
+        self.redo_steps.clear()
+        self._changed(save)
+        return changed
+
+    @_atomic
+    def edit(self, indices, add: bool = True, *, target=None, tool: str = "select",
+             save: bool = True) -> int:
+        """Add the points `indices` to (or remove them from) the current mask, or the accepted object
+        `target` (adding takes them from other objects); one undoable step. Returns how many changed."""
+        if tool not in EDIT_TOOLS:
+            raise InputError(f"tool must be one of {', '.join(EDIT_TOOLS)}, got {tool!r}")
+        if not isinstance(add, bool | np.bool_):
+            raise InputError(f"add must be true or false, got {add!r}")
+        return self._record_edit(self._selection(indices), bool(add), target, tool, save)
+
+    def neighbour_radius(self) -> float:
+        """The default grow/shrink radius: twice the median nearest-neighbour spacing."""
+        if self._spacing is None:
+            self._spacing = neighbour_spacing(self.xyz)
+        return 2.0 * self._spacing
+
+    @_atomic
+    def grow(self, *, target=None, radius=None, shrink: bool = False, save: bool = True) -> int:
+        """Grow the current mask (or object `target`) by every point within `radius` of it, or shrink it
+        by its points within `radius` of the outside (default `neighbour_radius`). One undoable step."""
+        what = "the mask" if target is None else f"object #{target}"
+        if radius is None:
+            radius = self.neighbour_radius()
+        if isinstance(radius, bool) or not isinstance(radius, int | float) or not 0 < radius < float("inf"):
+            raise InputError(f"radius must be a positive number, got {radius!r}")
+        if target is None:
+            mask = self.current_mask()
+            inside = np.zeros(self.num_points, bool) if mask is None else mask
+            free = ~inside
+        else:
+            obj = self._object(target)
+            inside = self.owner == obj.id
+            free = self.owner == 0  # an object grows over unlabelled points only
+        if not inside.any():
+            raise InputError(f"{what} is empty: nothing to {'shrink' if shrink else 'grow'}")
+        if shrink:
+            chosen = near(self.xyz, source=~inside, probe=inside, radius=float(radius))
+        else:
+            chosen = near(self.xyz, source=inside, probe=free, radius=float(radius))
+        if chosen is None:
+            raise InputError(f"{what} has no {'outside' if shrink else 'free'} points left to "
+                             f"{'shrink from' if shrink else 'grow into'}")
+        if chosen.size == 0:
+            edge = "edge" if shrink else "points"
+            raise InputError(f"no point lies within {radius:.4g} of {what}'s {edge}; try a larger radius")
+        return self._record_edit(chosen, not shrink, target, "shrink" if shrink else "grow", save)
 
     # ------------------------------------------------------------------------------ objects
 
@@ -326,11 +494,12 @@ class AnnotationSession:
         oid = self.next_id
         if oid > MAX_OBJECT_ID:
             raise InputError(f"no object ids left (at most {MAX_OBJECT_ID}); export and start a new file")
-        name = clean_text(name, "name", f"object {oid}")
         label = clean_text(label, "class", DEFAULT_CLASS)
+        stuff = self.stuff_object(label)  # a stuff class has one object: the mask joins it
+        name = clean_text(name, "name", label if self.is_stuff(label) else f"object {oid}")
         indices = np.flatnonzero(mask).astype(np.int64)
         owners = self.owner[indices]
-        taken = owners != 0
+        taken = (owners != 0) & (owners != (stuff.id if stuff else 0))
         if taken.any():
             ids, counts = np.unique(owners[taken], return_counts=True)
             if overlap is None:
@@ -346,16 +515,41 @@ class AnnotationSession:
                     self._encoded.pop(other, None)
                     if obj.indices.size == 0:
                         del self.objects[other]
-        obj = LabelledObject(oid, name, label, indices)
-        self.objects[oid] = obj
-        self.owner[indices] = oid
-        self.next_id = oid + 1
-        if label not in self.classes:
-            self.classes.append(label)
-        self.steps.clear()
+        if stuff is not None:
+            obj = stuff
+            obj.indices = np.union1d(obj.indices, indices)
+            self._encoded.pop(obj.id, None)
+        else:
+            obj = LabelledObject(oid, name, label, indices)
+            self.objects[oid] = obj
+            self.next_id = oid + 1
+        self.owner[indices] = obj.id
+        self._use_class(label)
+        self.steps.clear()  # the mask is done: its clicks and edits (and object edits) leave the history
         self.redo_steps.clear()
         self._changed()
         return obj
+
+    def is_stuff(self, label: str) -> bool:
+        """Stuff (no instances): every class in semantic mode, else classes marked so in the class map."""
+        entry = None if self.class_map is None else self.class_map.get(label)
+        return self.semantic or (entry is not None and entry.stuff)
+
+    def stuff_object(self, label: str) -> LabelledObject | None:
+        """The one object of a stuff class, when it exists (None for thing classes)."""
+        if not self.is_stuff(label):
+            return None
+        return next((o for o in self.objects.values() if o.label == label), None)
+
+    def _class_color(self, name: str, cid: int) -> list[int]:
+        entry = None if self.class_map is None else self.class_map.get(name)
+        return list(entry.color) if entry is not None else label_colors(np.array([cid]))[0].tolist()
+
+    def _use_class(self, label: str) -> None:
+        if label not in self.classes:
+            self.classes.append(label)
+        if self.class_map is not None:
+            self.class_map.extend([label])
 
     def _object(self, oid) -> LabelledObject:
         if isinstance(oid, bool) or not isinstance(oid, int | np.integer) or int(oid) not in self.objects:
@@ -370,18 +564,20 @@ class AnnotationSession:
             obj.name = clean_text(name, "name", f"object {obj.id}")
         if label is not None:
             obj.label = clean_text(label, "class", DEFAULT_CLASS)
-            if obj.label not in self.classes:
-                self.classes.append(obj.label)
+            self._use_class(obj.label)
         self._changed()
         return obj
 
     @_atomic
     def delete_object(self, oid) -> None:
-        """Delete an object; its points become unlabelled (its id is never reused)."""
+        """Delete an object; its points become unlabelled (its id is never reused). Hand edits of objects
+        leave the undo history, whose owners they would no longer describe."""
         obj = self._object(oid)
         self.owner[obj.indices] = 0
         del self.objects[obj.id]
         self._encoded.pop(obj.id, None)
+        self.steps = [s for s in self.steps if not isinstance(s, ObjectEdit)]
+        self.redo_steps = [s for s in self.redo_steps if not isinstance(s, ObjectEdit)]
         self._changed()
 
     # ------------------------------------------------------------------------------- labels
@@ -391,7 +587,10 @@ class AnnotationSession:
         return np.where(self.owner > 0, self.owner, -1).astype(np.int32)
 
     def class_ids(self) -> dict[str, int]:
-        """Class name -> id, numbered from 1 in order of first use (stable across deletions)."""
+        """Class name -> id: the class map's, or numbered from 1 in order of first use (stable across
+        deletions) when there is no class map."""
+        if self.class_map is not None:
+            return {name: self.class_map.get(name).id for name in self.classes}
         return {name: i + 1 for i, name in enumerate(self.classes)}
 
     def class_labels(self) -> np.ndarray:
@@ -423,12 +622,21 @@ class AnnotationSession:
                       "fingerprint": self.fingerprint},
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "classes": list(self.classes),
+            **({} if self.class_map is None else {"class_map": self.class_map.to_list()}),
+            **({"mode": "semantic"} if self.semantic else {}),
             "next_id": self.next_id,
             "objects": [{"id": o.id, "name": o.name, "class": o.label, "num_points": int(o.indices.size),
                          "points": self._points_text(o)}
                         for o in self.objects.values()],
-            "pending": [[s.click.index, int(s.click.positive), s.selected] for s in self.steps],
+            "pending": [self._saved_entry(s) for s in self.steps if not isinstance(s, ObjectEdit)],
         }
+
+    def _saved_entry(self, entry: Step | Edit):
+        if isinstance(entry, Edit):
+            if not entry.saved:
+                entry.saved = encode_indices(entry.indices, self.num_points)
+            return {"edit": "add" if entry.add else "remove", "tool": entry.tool, "points": entry.saved}
+        return [entry.click.index, int(entry.click.positive), entry.selected]
 
     def save(self) -> None:
         """Write the sidecar atomically; `SaveError` (with the reason) when it cannot be written."""
@@ -442,15 +650,19 @@ class AnnotationSession:
 
     def _snapshot(self) -> tuple:
         """What a change may touch, to put back if it fails (the owner map is rebuilt from the objects)."""
-        steps = [(s, s.logits, s.scores, s.selected) for s in (*self.steps, *self.redo_steps)]
+        steps = [(s, s.logits, s.scores, s.selected) if isinstance(s, Step) else (s, None, None, None)
+                 for s in (*self.steps, *self.redo_steps)]
         objects = [(o, o.name, o.label, o.indices) for o in self.objects.values()]
         return (steps, len(self.steps), objects, list(self.classes), self.next_id, self.revision,
-                dict(self._encoded))
+                dict(self._encoded), None if self.class_map is None else list(self.class_map.entries))
 
     def _rollback(self, snapshot: tuple) -> None:
-        steps, num_steps, objects, classes, next_id, revision, encoded = snapshot
+        steps, num_steps, objects, classes, next_id, revision, encoded, class_entries = snapshot
+        if self.class_map is not None:
+            self.class_map.entries = class_entries
         for step, logits, scores, selected in steps:
-            step.logits, step.scores, step.selected = logits, scores, selected
+            if isinstance(step, Step):
+                step.logits, step.scores, step.selected = logits, scores, selected
         self.steps = [s for s, *_ in steps[:num_steps]]
         self.redo_steps = [s for s, *_ in steps[num_steps:]]
         for obj, name, label, indices in objects:
@@ -463,7 +675,8 @@ class AnnotationSession:
 
     def state(self) -> dict:
         """A JSON-ready summary for the user interface."""
-        step = self.steps[-1] if self.steps else None
+        steps = self._click_steps()
+        step = steps[-1] if steps else None
         mask = self.current_mask()
         colors = label_colors(np.array(sorted(self.objects), dtype=np.int64))
         ids = self.class_ids()
@@ -474,13 +687,28 @@ class AnnotationSession:
             "clicks": [{"index": c.index, "positive": c.positive} for c in self.clicks],
             "can_undo": bool(self.steps),
             "can_redo": bool(self.redo_steps),
+            "history": [_describe(s) for s in self.steps],
+            "redo": [_describe(s) for s in self.redo_steps],
             "candidates": [] if step is None else [
                 {"score": round(float(s), 4), "num_points": int((lg > 0).sum())}
                 for s, lg in zip(step.scores, step.logits, strict=True)],
             "selected": None if step is None else step.selected,
             "mask_points": 0 if mask is None else int(mask.sum()),
-            "classes": [{"id": ids[c], "name": c} for c in self.classes],
+            "classes": [{"id": ids[c], "name": c, "color": self._class_color(c, ids[c])}
+                        for c in self.classes],
+            "palette": None if self.class_map is None else self.class_map.to_list(),
+            "mode": "semantic" if self.semantic else "instance",
+            "unknown_classes": list(self.unknown_classes),
             "objects": [{"id": o.id, "name": o.name, "class": o.label, "class_id": ids[o.label],
                          "num_points": int(o.indices.size), "color": colors[k].tolist()}
                         for k, o in enumerate(sorted(self.objects.values(), key=lambda o: o.id))],
         }
+
+
+def _describe(entry: HistoryEntry) -> str:
+    """A history entry in a few words, for the page's undo list."""
+    if isinstance(entry, Step):
+        return f"{'positive' if entry.click.positive else 'negative'} click on point {entry.click.index}"
+    verb = "add" if entry.add else "remove"
+    where = "mask" if isinstance(entry, Edit) else f"object #{entry.target}"
+    return f"{entry.tool}: {verb} {entry.indices.size} points ({where})"

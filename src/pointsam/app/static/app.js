@@ -1,12 +1,19 @@
 // pointsam annotate: the page. Draws the (display copy of the) cloud with three.js, picks the clicked point
 // on screen, and sends every action to the local server, which owns the session and saves each change.
+// Hand tools (lasso, box, brush) compute the selected points here (select.js) and send their indices.
 import * as THREE from './vendor/three/three.module.js';
 import { OrbitControls } from './vendor/three/OrbitControls.js';
+import {
+  packIndices, projectPoints, selectBox, selectPolygon, selectSphere, toCloudIndices, visibleMask,
+} from './select.js';
 
 const $ = (id) => document.getElementById(id);
 const MASK_BIT = 1 << 30;
 const MASK_COLOR = [255, 212, 0];
 const PICK_RADIUS_PX = 10;
+const PREVIEW_COLOR = [0, 220, 255];
+const TOOLS = ['click', 'lasso', 'box', 'brush'];
+const UNLABELLED_GREY = [110, 110, 110];
 
 // ------------------------------------------------------------------------------------------- server
 
@@ -57,6 +64,9 @@ function showError(err) { showStatus(err.message || String(err), true); }
 const ui = {
   state: null, revision: -1, positions: null, base: null, indices: null, view: null,
   positive: true, selectedObject: null, showObjects: true, up: 'z', pendingAccept: null,
+  tool: 'click', stroke: null, preview: null, shown: null, onlyUnlabelled: false, hiddenObjects: new Set(),
+  colorBy: 'rgb', rgb: null, height: null, intensity: null, visibleOnly: true, brushFraction: 0.03, timings: [],
+  warnedUnknown: false,
 };
 const canvas = $('canvas');
 const renderer = new THREE.WebGLRenderer({ canvas, antialias: false, preserveDrawingBuffer: true });
@@ -89,15 +99,44 @@ function resetView() {
   const r = ui.state.display.radius || 1;
   camera.near = r / 500;
   camera.far = r * 50;
-  camera.up.set(0, ui.up === 'z' ? 0 : 1, ui.up === 'z' ? 1 : 0);
+  setCameraUp();
   camera.position.set(ui.up === 'z' ? 1.7 * r : 1.5 * r,
     ui.up === 'z' ? -1.7 * r : 1.2 * r, ui.up === 'z' ? 1.2 * r : 1.7 * r);
   controls.target.set(0, 0, 0);
   camera.updateProjectionMatrix();
   controls.update();
   $('up-axis').textContent = `Up: ${ui.up}`;
-  if (!ui.state.display.has_color) ui.base = heightColors();
+  ui.height = heightColors();
+  ui.base = baseColors();
   recolor();
+}
+
+function baseColors() {
+  if (ui.colorBy === 'rgb' && ui.rgb) return ui.rgb;
+  if (ui.colorBy === 'intensity' && ui.intensity) return ui.intensity;
+  return ui.height;
+}
+
+function setCameraUp() {  // OrbitControls keeps the rotation of its up axis from construction: redo it
+  camera.up.set(0, ui.up === 'z' ? 0 : 1, ui.up === 'z' ? 1 : 0);
+  controls._quat.setFromUnitVectors(camera.up, new THREE.Vector3(0, 1, 0));
+  controls._quatInverse.copy(controls._quat).invert();
+}
+
+// Camera presets: look down the up axis (top), or from the front (-y for z up) or the side (+x).
+function viewFrom(which) {
+  const r = 2.6 * (ui.state.display.radius || 1);
+  const zUp = ui.up === 'z';
+  setCameraUp();
+  const at = {
+    top: zUp ? [0, -0.001 * r, r] : [0, r, 0.001 * r],
+    front: zUp ? [0, -r, 0] : [0, 0, r],
+    side: [r, 0, 0],
+  }[which];
+  camera.position.set(...at);
+  controls.target.set(0, 0, 0);
+  controls.update();
+  render();
 }
 
 function heightColors() {  // no colours in the file: shade by height so the shape reads
@@ -120,21 +159,53 @@ function recolor() {
   const out = colors.array;
   const base = ui.base;
   const view = ui.view;
-  const objectColors = new Map((ui.state.objects || []).map((o) => [o.id, o.color]));
+  const byClass = ui.colorBy === 'class';
+  const classColors = new Map((ui.state.classes || []).map((c) => [c.name, c.color]));
+  const objectColors = new Map((ui.state.objects || []).map((o) => [o.id, byClass ? classColors.get(o.class) : o.color]));
   const selected = ui.selectedObject;
+  const preview = ui.preview;
   for (let i = 0; i < view.length; i++) {
     let r = base[3 * i]; let g = base[3 * i + 1]; let b = base[3 * i + 2];
     const v = view[i];
     const id = v & (MASK_BIT - 1);
-    if (id && ui.showObjects) {
+    if (byClass && !id) [r, g, b] = UNLABELLED_GREY;
+    if (id && (ui.showObjects || byClass)) {
       const c = objectColors.get(id);
-      const a = selected === null || selected === id ? 0.7 : 0.25;
+      const a = byClass ? 1 : (selected === null || selected === id ? 0.7 : 0.25);
       if (c) { r = r * (1 - a) + c[0] * a; g = g * (1 - a) + c[1] * a; b = b * (1 - a) + c[2] * a; }
     }
     if (v & MASK_BIT) { r = r * 0.25 + MASK_COLOR[0] * 0.75; g = g * 0.25 + MASK_COLOR[1] * 0.75; b = b * 0.25 + MASK_COLOR[2] * 0.75; }
+    if (preview && preview[i]) [r, g, b] = PREVIEW_COLOR;
     out[3 * i] = r; out[3 * i + 1] = g; out[3 * i + 2] = b;
   }
   colors.needsUpdate = true;
+  render();
+}
+
+// Hide / isolate: draw (and select) only the shown points: unlabelled ones (and the mask) when isolating,
+// and never the hidden objects.
+function updateShown() {
+  if (!ui.view) return;
+  if (!ui.onlyUnlabelled && !ui.hiddenObjects.size) {
+    ui.shown = null;
+    cloudGeometry.setIndex(null);
+  } else {
+    const n = ui.view.length;
+    const shown = new Uint8Array(n);
+    const list = [];
+    for (let i = 0; i < n; i++) {
+      const v = ui.view[i];
+      const id = v & (MASK_BIT - 1);
+      if ((ui.onlyUnlabelled && id && !(v & MASK_BIT)) || ui.hiddenObjects.has(id)) continue;
+      shown[i] = 1;
+      list.push(i);
+    }
+    ui.shown = shown;
+    cloudGeometry.setIndex(new THREE.BufferAttribute(Uint32Array.from(list), 1));
+  }
+  const hidden = ui.shown ? ui.view.length - ui.shown.reduce((a, b) => a + b, 0) : 0;
+  $('hidden-info').textContent = hidden ? `${hidden.toLocaleString()} points hidden` : '';
+  $('isolate').classList.toggle('active', ui.onlyUnlabelled);
   render();
 }
 
@@ -168,11 +239,17 @@ function projector() {
 // The clicked point: among displayed points within PICK_RADIUS_PX of the cursor, the front-most surface
 // (depth within 1% of the cloud radius of the nearest), and on it the one closest to the cursor.
 function pick(clientX, clientY) {
+  const i = pickDisplay(clientX, clientY);
+  return i === null ? null : ui.indices[i];
+}
+
+function pickDisplay(clientX, clientY) {
   const project = projector();
   const p = ui.positions;
   const hits = [];
   const r2 = PICK_RADIUS_PX * PICK_RADIUS_PX;
   for (let i = 0; i < p.length / 3; i++) {
+    if (ui.shown && !ui.shown[i]) continue;
     const s = project(p[3 * i], p[3 * i + 1], p[3 * i + 2]);
     if (!s) continue;
     const d2 = (s[0] - clientX) ** 2 + (s[1] - clientY) ** 2;
@@ -184,7 +261,7 @@ function pick(clientX, clientY) {
   const slack = 0.01 * ui.state.display.radius;
   let best = null;
   for (const h of hits) if (h[2] <= front + slack && (best === null || h[1] < best[1])) best = h;
-  return ui.indices[best[0]];
+  return best[0];
 }
 
 function screenOf(cloudIndex) {  // page coordinates of a displayed point (for tests and tooling)
@@ -200,6 +277,132 @@ function screenOf(cloudIndex) {  // page coordinates of a displayed point (for t
   return null;
 }
 
+// --------------------------------------------------------------------------------------- hand tools
+
+function setTool(tool) {
+  ui.tool = tool;
+  for (const t of TOOLS) $(`tool-${t}`).classList.toggle('active', t === tool);
+  // with a hand tool, the left button draws and the right button rotates
+  controls.mouseButtons.LEFT = tool === 'click' ? THREE.MOUSE.ROTATE : -1;
+  controls.mouseButtons.RIGHT = tool === 'click' ? THREE.MOUSE.PAN : THREE.MOUSE.ROTATE;
+  canvas.style.cursor = tool === 'click' ? 'crosshair' : 'cell';
+  $('brush-row').hidden = tool !== 'brush';
+  endStroke();
+}
+
+function canvasXY(e) {
+  const rect = canvas.getBoundingClientRect();
+  return [e.clientX - rect.left, e.clientY - rect.top];
+}
+
+function viewProjection() {
+  return new THREE.Matrix4().multiplyMatrices(camera.projectionMatrix, camera.matrixWorldInverse).elements;
+}
+
+function brushRadius() { return ui.brushFraction * (ui.state.display.radius || 1); }
+
+function brushAt(e) {  // the brush: every shown point within the radius of the surface point under the cursor
+  const i = pickDisplay(e.clientX, e.clientY);
+  if (i === null) return;
+  const center = [ui.positions[3 * i], ui.positions[3 * i + 1], ui.positions[3 * i + 2]];
+  const r = brushRadius();
+  for (const k of selectSphere(ui.positions, center, r, ui.shown)) { ui.stroke.sel.add(k); ui.preview[k] = 1; }
+  const right = new THREE.Vector3().setFromMatrixColumn(camera.matrixWorld, 0).multiplyScalar(r);
+  const a = projector()(...center);
+  const b = projector()(center[0] + right.x, center[1] + right.y, center[2] + right.z);
+  ui.stroke.circle = a && b ? [e.clientX, e.clientY, Math.hypot(b[0] - a[0], b[1] - a[1])] : null;
+  recolor();
+}
+
+function startStroke(e) {
+  const [x, y] = canvasXY(e);
+  ui.stroke = { tool: ui.tool, points: [[x, y]], end: [x, y], remove: e.shiftKey !== !ui.positive, sel: new Set() };
+  if (ui.tool === 'brush') { ui.preview = new Uint8Array(ui.view.length); brushAt(e); }
+  drawOverlay();
+}
+
+function moveStroke(e) {
+  const s = ui.stroke;
+  const [x, y] = canvasXY(e);
+  if (s.tool === 'lasso') s.points.push([x, y]);
+  s.end = [x, y];
+  if (s.tool === 'brush') brushAt(e);
+  drawOverlay();
+}
+
+function endStroke() {
+  ui.stroke = null;
+  ui.preview = null;
+  drawOverlay();
+  if (ui.view) recolor();
+}
+
+function drawOverlay() {
+  const overlay = $('overlay');
+  const rect = canvas.getBoundingClientRect();
+  if (overlay.width !== Math.round(rect.width) || overlay.height !== Math.round(rect.height)) {
+    overlay.width = Math.round(rect.width); overlay.height = Math.round(rect.height);
+  }
+  const g = overlay.getContext('2d');
+  g.clearRect(0, 0, overlay.width, overlay.height);
+  const s = ui.stroke;
+  if (!s) return;
+  g.lineWidth = 1.5;
+  g.strokeStyle = s.remove ? '#ff6b5e' : '#00dcff';
+  g.fillStyle = s.remove ? 'rgba(255,107,94,0.12)' : 'rgba(0,220,255,0.12)';
+  g.beginPath();
+  if (s.tool === 'lasso') {
+    s.points.forEach(([x, y], k) => (k ? g.lineTo(x, y) : g.moveTo(x, y)));
+    g.closePath();
+  } else if (s.tool === 'box') {
+    g.rect(s.points[0][0], s.points[0][1], s.end[0] - s.points[0][0], s.end[1] - s.points[0][1]);
+  } else if (s.circle) {
+    g.arc(s.circle[0] - rect.left, s.circle[1] - rect.top, s.circle[2], 0, 2 * Math.PI);
+  }
+  g.fill();
+  g.stroke();
+}
+
+// The selection of a finished stroke, as display indices (throws a clear error for a zero-area lasso/box).
+function strokeSelection(s) {
+  if (s.tool === 'brush') return [...s.sel];
+  const rect = canvas.getBoundingClientRect();
+  const screen = projectPoints(ui.positions, viewProjection(), rect.width, rect.height);
+  const visible = ui.visibleOnly ?
+    visibleMask(screen, rect.width, rect.height, Math.max(3, 1.5 * cloudMaterial.size), 0.01 * ui.state.display.radius, ui.shown) : null;
+  const opts = { shown: ui.shown, visible };
+  if (s.tool === 'lasso') return selectPolygon(screen, s.points, opts);
+  return selectBox(screen, s.points[0][0], s.points[0][1], s.end[0], s.end[1], opts);
+}
+
+function finishStroke() {
+  const s = ui.stroke;
+  let display;
+  try {
+    display = strokeSelection(s);
+  } catch (err) {
+    endStroke();
+    showError(err);
+    return;
+  }
+  endStroke();
+  if (!display.length) { showStatus(`the ${s.tool} holds no shown points: nothing changed`, true); return; }
+  editPoints(toCloudIndices(display, ui.indices), !s.remove, s.tool);
+}
+
+function editPoints(cloudIndices, add, tool) {
+  const body = { packed: packIndices(cloudIndices), add, tool, target: ui.selectedObject };
+  return act('/api/edit', body, `${tool} ${add ? '+' : '−'}${cloudIndices.length.toLocaleString()}`);
+}
+
+function grow(shrink) {
+  return act('/api/grow', { shrink, target: ui.selectedObject }, shrink ? 'shrink' : 'grow');
+}
+
+function targetText() {
+  return ui.selectedObject === null ? 'the current mask' : `object #${ui.selectedObject}`;
+}
+
 // -------------------------------------------------------------------------------------------- state
 
 async function applyState(state) {
@@ -209,7 +412,9 @@ async function applyState(state) {
     ui.revision = state.revision;
   }
   if (ui.selectedObject !== null && !state.objects.some((o) => o.id === ui.selectedObject)) closeEdit();
+  for (const id of [...ui.hiddenObjects]) if (!state.objects.some((o) => o.id === id)) ui.hiddenObjects.delete(id);
   updateMarkers();
+  updateShown();
   updatePanel();
   recolor();
   window.pointsam.state = state;
@@ -220,6 +425,18 @@ function updatePanel() {
   const d = s.display;
   $('file').textContent = `${s.input}: ${d.total.toLocaleString()} points` +
     (d.count < d.total ? ` (showing ${d.count.toLocaleString()})` : '');
+  $('model').textContent = s.model ? `model: ${s.model}` : '';
+  $('target').textContent = `Tools edit ${targetText()}` +
+    (ui.selectedObject === null ? ' (select an object in the list to edit it instead).' : ' (click it in the list again to go back to the mask).');
+  $('history').replaceChildren(...s.history.slice(-8).map((h) => Object.assign(document.createElement('li'), { textContent: h })));
+  $('grow').disabled = $('shrink').disabled = ui.selectedObject === null && !s.mask_points;
+  updatePalette();
+  updateDataset();
+  if (s.unknown_classes.length && !ui.warnedUnknown) {
+    ui.warnedUnknown = true;
+    showStatus(`the annotation file uses classes that the class map lacks: ${s.unknown_classes.join(', ')}; ` +
+      'they are kept, with new ids (see the palette)', true);
+  }
   $('undo').disabled = !s.can_undo;
   $('redo').disabled = !s.can_redo;
   $('clear').disabled = !s.clicks.length;
@@ -227,14 +444,84 @@ function updatePanel() {
   $('accept').disabled = !s.mask_points;
   $('cand').textContent = s.selected === null ? '' :
     `candidate ${s.selected + 1} of ${s.candidates.length} (score ${s.candidates[s.selected].score.toFixed(3)})`;
-  $('mask-info').textContent = s.clicks.length ?
-    `${s.clicks.length} click(s) · mask: ${s.mask_points.toLocaleString()} points` +
-    (s.last_decode_ms !== null ? ` · decoded in ${Math.round(s.last_decode_ms)} ms` : '') : 'No clicks yet.';
+  $('mask-info').textContent = s.clicks.length || s.mask_points ?
+    `${s.clicks.length} click(s), ${s.history.length - s.clicks.length} edit(s) · mask: ${s.mask_points.toLocaleString()} points` +
+    (s.last_decode_ms !== null ? ` · last decode ${Math.round(s.last_decode_ms)} ms` : '') : 'No clicks yet.';
+  $('timings').replaceChildren(...ui.timings.map((t) => Object.assign(document.createElement('li'), { textContent: t })));
   $('name').placeholder = `object ${nextId()}`;
   const list = $('objects');
   list.replaceChildren(...s.objects.map(objectRow));
   $('count').textContent = `(${s.objects.length})`;
   $('class-list').replaceChildren(...s.classes.map((c) => Object.assign(document.createElement('option'), { value: c.name })));
+}
+
+function classKeyOf(name) {
+  const entry = (ui.state.palette || []).find((c) => c.name === name);
+  return entry ? entry.key : '';
+}
+
+function updatePalette() {
+  const s = ui.state;
+  const entries = s.palette || s.classes.map((c) => ({ ...c, key: '', stuff: false }));
+  $('mode').textContent = s.mode === 'semantic' ? 'semantic mode: one object per class' : 'instance mode';
+  $('palette').replaceChildren(...entries.map((c) => {
+    const li = document.createElement('li');
+    li.dataset.name = c.name;
+    li.classList.toggle('selected', $('class').value === c.name);
+    const dot = document.createElement('span');
+    dot.className = 'dot';
+    dot.style.background = `rgb(${c.color.join(',')})`;
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = `${c.id} ${c.name}${c.stuff ? ' (stuff)' : ''}`;
+    const key = document.createElement('kbd');
+    key.textContent = c.key || '';
+    li.append(dot, label);
+    if (c.key) li.append(key);
+    li.addEventListener('click', () => chooseClass(c.name));
+    return li;
+  }));
+}
+
+function chooseClass(name) {
+  if (ui.selectedObject !== null) $('edit-class').value = name;
+  else $('class').value = name;
+  updatePalette();
+  showStatus(`class: ${name}`);
+}
+
+function updateDataset() {
+  const d = ui.state.dataset;
+  $('dataset').hidden = !d;
+  if (!d) return;
+  $('dataset-info').textContent = `${d.folder}: file ${d.current + 1} of ${d.files.length} · ` +
+    `${d.files.filter((f) => f.status === 'labelled').length} labelled`;
+  $('files').replaceChildren(...d.files.map((f, k) => {
+    const li = document.createElement('li');
+    li.classList.toggle('selected', k === d.current);
+    li.className += ` ${f.status}`;
+    const ready = (d.ready || []).includes(k) ? ' · encoded' : '';
+    li.textContent = `${f.name} · ${f.status}${ready}${f.error ? `: ${f.error}` : ''}`;
+    li.title = f.error || f.status;
+    if (f.status !== 'unreadable') li.addEventListener('click', () => openFile(k));
+    return li;
+  }));
+  $('prev-file').disabled = d.current <= 0;
+  $('next-file').disabled = d.current >= d.files.length - 1;
+  $('mark-done').textContent = d.files[d.current].status === 'labelled' ? 'Mark as in progress' : 'Mark as labelled';
+}
+
+function openFile(index) {
+  return enqueue(async () => {
+    showStatus('opening the file (reading and encoding)…');
+    try {
+      await post('/api/dataset/open', { index });
+    } catch (err) {  // listed as unreadable now, with the reason; the current file stays open
+      await applyState(await getJSON('/api/state'));
+      throw err;
+    }
+    window.location.reload();  // a new cloud: load it afresh
+  });
 }
 
 function nextId() { return Math.max(0, ...ui.state.objects.map((o) => o.id)) + 1; }
@@ -270,16 +557,24 @@ function closeEdit() { ui.selectedObject = null; $('edit').hidden = true; }
 
 // ------------------------------------------------------------------------------------------ actions
 
-function act(path, body = {}) {
+function act(path, body = {}, what = null) {
   return enqueue(async () => {
+    const t0 = performance.now();
     const state = await post(path, body);
+    const ms = Math.round(performance.now() - t0);
+    if (what) {
+      const model = path === '/api/click' && state.last_decode_ms !== null ? ` (model ${Math.round(state.last_decode_ms)} ms)` : '';
+      ui.timings = [`${what}: ${ms} ms${model}`, ...ui.timings].slice(0, 6);
+    }
     await applyState(state);
     showStatus(`saved to ${state.sidecar} at ${new Date().toLocaleTimeString()}`);
     return state;
   });
 }
 
-function addClick(index, positive) { return act('/api/click', { index, positive }); }
+function addClick(index, positive) {
+  return act('/api/click', { index, positive }, `${positive ? '+' : '−'} click on ${index}`);
+}
 
 function accept(overlap = null) {
   const body = { name: $('name').value || null, class: $('class').value || null, overlap };
@@ -351,14 +646,53 @@ function wire() {
   $('show-objects').addEventListener('change', (e) => { ui.showObjects = e.target.checked; recolor(); });
   $('up-axis').addEventListener('click', () => { ui.up = ui.up === 'z' ? 'y' : 'z'; resetView(); });
   $('reset-view').addEventListener('click', resetView);
+  for (const which of ['top', 'front', 'side']) $(`view-${which}`).addEventListener('click', () => viewFrom(which));
+  $('color-by').addEventListener('change', (e) => setColorBy(e.target.value));
+  for (const t of TOOLS) $(`tool-${t}`).addEventListener('click', () => setTool(t));
+  $('visible-only').addEventListener('change', (e) => { ui.visibleOnly = e.target.checked; });
+  $('brush-size').addEventListener('input', (e) => { ui.brushFraction = Number(e.target.value) / 100; showBrushSize(); });
+  $('grow').addEventListener('click', () => grow(false));
+  $('shrink').addEventListener('click', () => grow(true));
+  $('isolate').addEventListener('click', () => { ui.onlyUnlabelled = !ui.onlyUnlabelled; updateShown(); });
+  $('hide-object').addEventListener('click', hideSelected);
+  $('show-all').addEventListener('click', () => { ui.onlyUnlabelled = false; ui.hiddenObjects.clear(); updateShown(); });
+  $('save-classes').addEventListener('click', () => enqueue(async () => {
+    const state = await post('/api/classes/save');
+    await applyState(state);
+    showStatus(`class map saved to ${state.saved_classes}`);
+  }));
+  $('help-button').addEventListener('click', toggleHelp);
+  $('help').addEventListener('click', toggleHelp);
+  $('prev-file').addEventListener('click', () => openFile(ui.state.dataset.current - 1));
+  $('next-file').addEventListener('click', () => openFile(ui.state.dataset.current + 1));
+  $('mark-done').addEventListener('click', () => {
+    const d = ui.state.dataset;
+    act('/api/dataset/mark', { labelled: d.files[d.current].status !== 'labelled' });
+  });
+  $('export-all').addEventListener('click', () => enqueue(async () => {
+    const state = await post('/api/dataset/export', { overwrite: window.confirm('Replace export files that already exist?') });
+    await applyState(state);
+    $('export-result').textContent = state.exported_all;
+    showStatus(state.exported_all);
+  }));
   for (const id of ['name', 'class']) {
     $(id).addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); accept(); } });
   }
 
   let down = null;
-  canvas.addEventListener('pointerdown', (e) => { down = { x: e.clientX, y: e.clientY, t: performance.now() }; });
+  canvas.addEventListener('pointerdown', (e) => {
+    if (ui.tool !== 'click' && e.button === 0) {
+      canvas.setPointerCapture(e.pointerId);
+      startStroke(e);
+      return;
+    }
+    down = { x: e.clientX, y: e.clientY, t: performance.now() };
+  });
+  canvas.addEventListener('pointermove', (e) => { if (ui.stroke) moveStroke(e); });
+  canvas.addEventListener('pointercancel', endStroke);
   canvas.addEventListener('pointerup', (e) => {
-    if (!down) return;
+    if (ui.stroke && e.button === 0) { finishStroke(); return; }
+    if (!down || ui.tool !== 'click') { down = null; return; }
     const moved = Math.hypot(e.clientX - down.x, e.clientY - down.y);
     const quick = performance.now() - down.t < 800;
     down = null;
@@ -370,23 +704,83 @@ function wire() {
   canvas.addEventListener('contextmenu', (e) => e.preventDefault());
 
   window.addEventListener('keydown', (e) => {
-    if (e.target instanceof HTMLInputElement) return;
+    if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
     if (e.key === 'Enter' && e.target instanceof HTMLButtonElement) return;  // the button's own click
     const ctrl = e.ctrlKey || e.metaKey;
-    if (ctrl && (e.key === 'y' || (e.key.toLowerCase() === 'z' && e.shiftKey))) { e.preventDefault(); act('/api/redo'); }
-    else if (ctrl && e.key === 'z') { e.preventDefault(); act('/api/undo'); }
-    else if (e.key === 'Escape') act('/api/clear');
-    else if (e.key === 'c') act('/api/cycle');
-    else if (e.key === 'n') setMode(!ui.positive);
+    const key = e.key.toLowerCase();
+    const entry = (ui.state && ui.state.palette || []).find((c) => c.key && c.key === e.key);
+    if (ctrl && (key === 'y' || (key === 'z' && e.shiftKey))) { e.preventDefault(); act('/api/redo'); }
+    else if (ctrl && key === 'z') { e.preventDefault(); act('/api/undo'); }
+    else if (ctrl || e.altKey) return;
+    else if (e.key === 'Escape') { if (!$('help').hidden) toggleHelp(); else if (ui.stroke) endStroke(); else act('/api/clear'); }
+    else if (e.key === '?') toggleHelp();
+    else if (entry) chooseClass(entry.name);
+    else if (key === 'c') act('/api/cycle');
+    else if (key === 'n') setMode(!ui.positive);
     else if (e.key === 'Enter') accept();
+    else if (key === 'v') setTool('click');
+    else if (key === 'l') setTool('lasso');
+    else if (key === 'b') setTool('box');
+    else if (key === 'r') setTool('brush');
+    else if (e.key === '[' || e.key === ']') {
+      ui.brushFraction = Math.min(0.3, Math.max(0.002, ui.brushFraction * (e.key === ']' ? 1.25 : 0.8)));
+      $('brush-size').value = String(100 * ui.brushFraction);
+      showBrushSize();
+    }
+    else if (key === 'g') grow(e.shiftKey);
+    else if (key === 'k') grow(true);
+    else if (key === 'i') { ui.onlyUnlabelled = !ui.onlyUnlabelled; updateShown(); }
+    else if (key === 'h') hideSelected();
+    else if (key === 'w') { ui.visibleOnly = !ui.visibleOnly; $('visible-only').checked = ui.visibleOnly; }
+    else if (key === 't') viewFrom('top');
+    else if (key === 'f') viewFrom('front');
+    else if (key === 's') viewFrom('side');
   });
   window.addEventListener('resize', resize);
 }
 
+function setColorBy(value) {
+  ui.colorBy = value;
+  $('color-by').value = value;
+  ui.base = baseColors();
+  recolor();
+}
+
+function showBrushSize() {
+  $('brush-size-text').textContent = `${(100 * ui.brushFraction).toFixed(1)}% of the cloud radius (${brushRadius().toPrecision(3)})`;
+}
+
+function hideSelected() {
+  if (ui.selectedObject === null) { showStatus('select an object in the list to hide it'); return; }
+  ui.hiddenObjects.add(ui.selectedObject);
+  showStatus(`object #${ui.selectedObject} hidden (Show all brings it back)`);
+  closeEdit();
+  updatePanel();
+  updateShown();
+  recolor();
+}
+
+function toggleHelp() { $('help').hidden = !$('help').hidden; }
+
 // --------------------------------------------------------------------------------------------- start
 
 async function start() {
-  window.pointsam = { ready: false, state: null, screenOf, pick, idle: () => queue };
+  window.pointsam = {
+    ready: false, state: null, screenOf, pick, idle: () => queue, setTool, setColorBy, viewFrom,
+    // page coordinates [x, y] of every displayed point, and their cloud indices (for tests and tooling)
+    screenPoints: () => {
+      const project = projector();
+      const out = [];
+      for (let i = 0; i < ui.positions.length / 3; i++) {
+        const s = project(ui.positions[3 * i], ui.positions[3 * i + 1], ui.positions[3 * i + 2]);
+        out.push(s ? [s[0], s[1]] : null);
+      }
+      return out;
+    },
+    cloudIndices: () => Array.from(ui.indices),
+    setBrush: (fraction) => { ui.brushFraction = fraction; showBrushSize(); },
+    setVisibleOnly: (on) => { ui.visibleOnly = on; $('visible-only').checked = on; },
+  };
   wire();
   const state = await getJSON('/api/state');
   ui.state = state;
@@ -394,7 +788,17 @@ async function start() {
   document.title = `${state.input} · pointsam annotate`;
   ui.positions = new Float32Array(await getBinary('/api/cloud/positions'));
   ui.indices = new Uint32Array(await getBinary('/api/cloud/indices'));
-  ui.base = state.display.has_color ? new Uint8Array(await getBinary('/api/cloud/colors')) : heightColors();
+  ui.rgb = state.display.has_color ? new Uint8Array(await getBinary('/api/cloud/colors')) : null;
+  ui.height = heightColors();
+  ui.base = ui.rgb || ui.height;
+  if (state.display.has_intensity) {  // grey levels -> RGB triplets
+    const grey = new Uint8Array(await getBinary('/api/cloud/intensity'));
+    ui.intensity = new Uint8Array(3 * grey.length);
+    grey.forEach((v, i) => { ui.intensity[3 * i] = v; ui.intensity[3 * i + 1] = v; ui.intensity[3 * i + 2] = v; });
+  }
+  $('color-by').querySelector('option[value=rgb]').disabled = !ui.rgb;
+  $('color-by').querySelector('option[value=intensity]').disabled = !ui.intensity;
+  if (!ui.rgb) { ui.colorBy = 'height'; $('color-by').value = 'height'; }
   cloudGeometry.setAttribute('position', new THREE.BufferAttribute(ui.positions, 3));
   cloudGeometry.setAttribute('color', new THREE.BufferAttribute(new Uint8Array(ui.positions.length), 3, true));
   cloudGeometry.computeBoundingSphere();
@@ -402,6 +806,8 @@ async function start() {
   scene.add(markers);
   resize();
   resetView();
+  setTool('click');
+  showBrushSize();
   await applyState(state);
   $('loading').hidden = true;
   showStatus(`annotations are saved to ${state.sidecar}`);
