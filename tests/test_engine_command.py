@@ -7,14 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from pointsam import PointSAMConfig, build_model
 from pointsam.checkpoint import save_model
 from pointsam.cli import main
 from pointsam.data.dataset import DatasetWriter, LabelledCloud, PointCloudDataset
 
-from conftest import TINY_CONFIG_KW
+from conftest import tiny_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "partnet_mobility"
 MESH = DATA / "Faucet" / "1280"
@@ -31,8 +29,7 @@ def models(tmp_path_factory):
     from pointsam.engine.sam2d import tiny_sam
 
     root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    save_model(build_model(PointSAMConfig.base(**TINY_CONFIG_KW)), root / "psam.safetensors")
+    save_model(tiny_model(seed=0), root / "psam.safetensors")
     tiny_sam(seed=0).save_pretrained(root / "sam")
     return root
 
@@ -69,6 +66,7 @@ def test_engine_needs_a_local_sam(tmp_path, capsys):
     out = tmp_path / "o"
     assert main(["engine", str(MESH), "--sam-checkpoint", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "not a SAM checkpoint folder" in capsys.readouterr().err
+    assert not out.exists()  # a failed start leaves nothing that would block the corrected rerun
 
 
 def test_eval_mv_sam_baseline(models, tmp_path, capsys):
