@@ -20,13 +20,19 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from pointsam.data.dataset import LabelledCloud
-from pointsam.engine.cameras import Camera, object_cameras
-from pointsam.engine.fusion import DEPTH_TOLERANCE
-from pointsam.engine.lifting import error_click
-from pointsam.engine.render import BACKGROUND
-from pointsam.engine.sam2d import Segmenter2D
+from pointsam.engine import (
+    BACKGROUND,
+    DEPTH_TOLERANCE,
+    Camera,
+    SamSegmenter,
+    Segmenter2D,
+    error_click,
+    load_sam,
+    object_cameras,
+)
 from pointsam.errors import InputError
-from pointsam.evaluation.interactive import ObjectResult
+from pointsam.evaluation.interactive import ObjectResult, summarize
+from pointsam.evaluation.report import markdown_table, refuse_existing, write_report
 
 MVSAM_VIEWS = 12
 MVSAM_IMAGE_SIZE = 256
@@ -180,10 +186,6 @@ def evaluate_mvsam(segmenter: Segmenter2D, clouds: Iterable[LabelledCloud], max_
 
 def run_mvsam_eval(args: argparse.Namespace, clouds) -> None:
     """`pointsam eval --baseline mv-sam`: the same report as for Point-SAM, from the MV-SAM baseline."""
-    from pointsam.engine.sam2d import SamSegmenter, load_sam
-    from pointsam.evaluation.interactive import summarize
-    from pointsam.evaluation.report import markdown_table, refuse_existing, write_report
-
     if args.sam_checkpoint is None:
         raise InputError("--baseline mv-sam needs --sam-checkpoint (a local transformers SAM folder)")
     refuse_existing([args.out / n for n in ("results.json", "report.md")], args.overwrite)
