@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -10,11 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pointsam import PointSAMConfig, build_model
 from pointsam.checkpoint import save_model
 from pointsam.cli import main
 from pointsam.data import DatasetWriter, LabelledCloud, PointCloudDataset
-from pointsam.data.converters import convert_partnet
+from pointsam.data.converters import partnet_object
 from pointsam.errors import InputError
 from pointsam.fewshot import (
     FeatureExtractor,
@@ -30,7 +30,7 @@ from pointsam.fewshot import (
 )
 from pointsam.fewshot.features import capture_blocks
 
-from conftest import TINY_CONFIG_KW
+from conftest import tiny_model as build_tiny_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PARTNET = DATA / "partnet_mobility"
@@ -46,18 +46,27 @@ def need(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    torch.manual_seed(0)
-    return build_model(PointSAMConfig.base(**TINY_CONFIG_KW)).eval()
+    return build_tiny_model(seed=0)
+
+
+def pinned_objects(categories: tuple[str, ...] = ("Faucet", "Table"), origin: str = "bestman") -> list[str]:
+    """The objects these tests use: one fixed source's PartNet samples (the shared folder may grow)."""
+    with open(need(PARTNET / "INDEX.csv"), newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["category"] in categories and r["origin"] == origin
+                and r["partnet_point_sample"] == "True"]
+    return sorted(r["path"] for r in rows)
 
 
 @pytest.fixture(scope="module")
 def partnet_two(tmp_path_factory) -> Path:
-    """Faucet + Table PartNet point samples (10 + 20 shapes) converted into a pointsam dataset."""
+    """Faucet + Table PartNet point samples of the first shared source (10 + 20 shapes) as a dataset."""
+    objects = pinned_objects()
+    assert [o.split("/")[0] for o in objects].count("Faucet") == 10 and len(objects) == 30
     out = tmp_path_factory.mktemp("fewshot") / "pm"
     with DatasetWriter(out, name="pm") as writer:
-        for cat in ("Faucet", "Table"):
-            for cloud in convert_partnet(need(PARTNET / cat)):
-                writer.add(cloud, split="train")
+        for rel in objects:
+            category = rel.split("/")[0]
+            writer.add(partnet_object(need(PARTNET / rel), category=category), split="train")
     return out
 
 
@@ -100,7 +109,22 @@ def test_hooked_features_match_the_encoder(tiny_model, partnet_two):
     assert points.shape == (cloud.num_points, 128)
     centre = int(emb.patches.fps_idx[0, 5])
     assert torch.allclose(points[centre], feats.patch_features[5], atol=1e-4)
-    assert not any(p.requires_grad for p in tiny_model.parameters())  # frozen
+
+
+def test_feature_extractor_leaves_the_callers_model_as_it_was(partnet_two):
+    """No freezing in place: requires_grad and train mode survive; features are those of eval mode."""
+    model = build_tiny_model(seed=1)
+    model.pc_encoder.requires_grad_(False)
+    model.train()
+    flags = [p.requires_grad for p in model.parameters()]
+    assert any(flags) and not all(flags)
+    xyz = PointCloudDataset(partnet_two)[0].xyz
+    feats = FeatureExtractor(model, layers=(1, 2))(xyz)
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert model.training and all(m.training for m in model.modules())
+    assert not feats.patch_features.requires_grad
+    reference = FeatureExtractor(model.eval(), layers=(1, 2))(xyz)
+    assert torch.equal(feats.patch_features, reference.patch_features)
 
 
 # ------------------------------------------------------------------------------ labels
