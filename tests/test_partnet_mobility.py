@@ -16,8 +16,8 @@ from pointsam.cli import main
 from pointsam.data import DatasetWriter, PointCloudDataset
 from pointsam.data.converters import FORMATS, convert_partnet_mobility, mobility_object
 from pointsam.data.converters.partnet_mobility import (
-    _posed_mesh,
     link_transforms,
+    posed_mesh,
     read_semantics,
     read_urdf,
     rpy_matrix,
@@ -160,7 +160,7 @@ def test_fk_cloud_aligns_with_partnet_point_sample(rel):
     fk = chamfer(cloud.xyz, partnet) / diag
     # without kinematics: each mesh placed by its visual origin only (joints ignored)
     urdf = read_urdf(obj / "mobility.urdf")
-    raw = _posed_mesh(urdf, {name: np.eye(4) for name in urdf.links})[0]
+    raw = posed_mesh(urdf, {name: np.eye(4) for name in urdf.links})[0]
     no_fk = chamfer(sample_mesh(raw, 10000).xyz @ PARTNET_TO_WORLD.T, partnet) / diag
     assert fk < 0.012, fk  # both are 10k random samples of the same surface: ~0.3-1% of the size
     assert no_fk > 3 * fk, (fk, no_fk)
