@@ -34,6 +34,7 @@ def models(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_engine_end_to_end_and_resume(models, tmp_path, capsys):
     meshes = tmp_path / "meshes" / "Faucet"
     meshes.mkdir(parents=True)

@@ -34,7 +34,7 @@ from conftest import tiny_model as build_tiny_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PARTNET = DATA / "partnet_mobility"
-FAST = HeadConfig(hidden=64, dropout=0.1, epochs=80, lr=3e-3, points_per_shape=1024)
+FAST = HeadConfig(hidden=64, dropout=0.1, epochs=80, lr=3e-3, points_per_shape=256)
 
 
 def need(path: Path) -> Path:
@@ -218,7 +218,7 @@ def test_cli_fewshot_end_to_end(tiny_model, partnet_two, tmp_path, capsys):
     ckpt = save_model(tiny_model, tmp_path / "tiny.safetensors")
     out = tmp_path / "report.json"
     args = ["fewshot", "--data", str(partnet_two), "--split", "train", "--shots", "1", "--checkpoint",
-            str(ckpt), "--config", "auto", "--epochs", "30", "--max-test", "2", "--out", str(out),
+            str(ckpt), "--config", "auto", "--epochs", "3", "--max-test", "2", "--out", str(out),
             "--device", "cpu"]
     assert main(args) == 0
     printed = capsys.readouterr().out
