@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import pickle
 
 import numpy as np
 import pytest
@@ -11,12 +11,11 @@ import pytest
 from pointsam.checkpoint import save_model
 from pointsam.cli import main
 from pointsam.data.dataset import DatasetWriter, LabelledCloud, PointCloudDataset
+from pointsam.engine.sam2d import tiny_sam
 
-from conftest import tiny_model
+from conftest import DATA, require, tiny_model
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "partnet_mobility"
-MESH = DATA / "Faucet" / "1280"
-pytestmark = pytest.mark.skipif(not MESH.is_dir(), reason=f"shared meshes not found: {DATA}")
+MESH = DATA / "partnet_mobility" / "Faucet" / "1280"
 # a random SAM and Point-SAM agree on nothing: accept every consistent-enough proposal
 LENIENT = ["--pred-iou-thresh", "-100", "--stability-thresh", "0", "--iou-threshold", "0",
            "--refine-threshold", "0", "--min-on-object", "0", "--min-pixels", "4"]
@@ -26,7 +25,6 @@ SMALL = ["--views", "3", "--image-size", "48", "--num-points", "512", "--points-
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from pointsam.engine.sam2d import tiny_sam
 
     root = tmp_path_factory.mktemp("models")
     save_model(tiny_model(seed=0), root / "psam.safetensors")
@@ -38,7 +36,7 @@ def models(tmp_path_factory):
 def test_engine_end_to_end_and_resume(models, tmp_path, capsys):
     meshes = tmp_path / "meshes" / "Faucet"
     meshes.mkdir(parents=True)
-    (meshes / "1280").symlink_to(MESH)
+    (meshes / "1280").symlink_to(require(MESH))
     out = tmp_path / "pseudo"
     args = ["engine", str(tmp_path / "meshes"), "--sam-checkpoint", str(models / "sam"), "--checkpoint",
             str(models / "psam.safetensors"), "--config", "auto", "--out", str(out), *SMALL, *LENIENT]
@@ -65,9 +63,22 @@ def test_engine_end_to_end_and_resume(models, tmp_path, capsys):
 
 def test_engine_needs_a_local_sam(tmp_path, capsys):
     out = tmp_path / "o"
-    assert main(["engine", str(MESH), "--sam-checkpoint", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    mesh = str(require(MESH))
+    assert main(["engine", mesh, "--sam-checkpoint", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "not a SAM checkpoint folder" in capsys.readouterr().err
     assert not out.exists()  # a failed start leaves nothing that would block the corrected rerun
+    pickled = tmp_path / "pickled"
+    tiny_sam().config.save_pretrained(pickled)
+    (pickled / "pytorch_model.bin").write_bytes(pickle.dumps({"weight": _Payload()}))
+    assert main(["engine", mesh, "--sam-checkpoint", str(pickled), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pickled Python objects" in err and "weights_only" not in err
+    assert not out.exists()
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
 
 
 def test_eval_mv_sam_baseline(models, tmp_path, capsys):

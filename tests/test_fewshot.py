@@ -30,18 +30,15 @@ from pointsam.fewshot import (
 )
 from pointsam.fewshot.features import capture_blocks
 
+from conftest import DATA, require
 from conftest import tiny_model as build_tiny_model
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PARTNET = DATA / "partnet_mobility"
 FAST = HeadConfig(hidden=64, dropout=0.1, epochs=80, lr=3e-3, points_per_shape=256)
 
 
 def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared data not found: {path} (expected ../shared/data beside the repo; "
-                    "see MANIFEST.md)")
-    return path
+    return require(path)
 
 
 @pytest.fixture(scope="module")

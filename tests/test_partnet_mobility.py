@@ -25,17 +25,15 @@ from pointsam.data.converters.partnet_mobility import (
 from pointsam.errors import FileFormatError, InputError
 from pointsam.io import sample_mesh
 
-PARTNET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "partnet_mobility"
+from conftest import DATA, require
+
+PARTNET = DATA / "partnet_mobility"
 #: PartNet point samples are y-up; PartNet-Mobility's world is z-up: (x, y, z) -> (-z, -x, y).
 PARTNET_TO_WORLD = np.array([[0, 0, -1], [-1, 0, 0], [0, 1, 0]], dtype=np.float64)
 
 
 def need(rel: str) -> Path:
-    path = PARTNET / rel
-    if not path.exists():
-        pytest.skip(f"shared data not found: {path} (expected ../shared/data beside the repo; "
-                    "see MANIFEST.md)")
-    return path
+    return require(PARTNET / rel)
 
 
 def chamfer(a: np.ndarray, b: np.ndarray) -> float:
