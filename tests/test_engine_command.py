@@ -25,7 +25,6 @@ SMALL = ["--views", "3", "--image-size", "48", "--num-points", "512", "--points-
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-
     root = tmp_path_factory.mktemp("models")
     save_model(tiny_model(seed=0), root / "psam.safetensors")
     tiny_sam(seed=0).save_pretrained(root / "sam")
