@@ -13,6 +13,7 @@ from pointsam.engine.lifting import LiftSettings
 from pointsam.engine.runner import (
     EngineOutput,
     EngineSettings,
+    MeshItem,
     dist_rank,
     find_meshes,
     run_shard,
@@ -144,14 +145,16 @@ def test_output_folder_rules(meshes, tmp_path):
         EngineOutput(tmp_path / "ds").prepare(changed)
     with pytest.raises(InputError, match="several ranks"):
         EngineOutput(tmp_path / "ds").prepare(changed, overwrite=True, may_reset=False)
-    LabelledCloud(xyz=np.zeros((3, 3)), masks=[[0]]).save(tmp_path / "ds" / "x.npz")
+    out.save(MeshItem("x", tmp_path / "x.obj", ""), LabelledCloud(xyz=np.zeros((3, 3)), masks=[[0]]), [], 1.0)
+    LabelledCloud(xyz=np.ones((3, 3)), masks=[[1]]).save(tmp_path / "ds" / "mine.npz")
     (tmp_path / "ds" / "notes.txt").write_text("also mine")
     fresh = EngineOutput(tmp_path / "ds")
     fresh.prepare(changed, overwrite=True)
     assert (tmp_path / "ds" / "x.npz").exists()  # nothing is reset before the run starts
     fresh.start()
-    assert not (tmp_path / "ds" / "x.npz").exists()
+    assert not (tmp_path / "ds" / "x.npz").exists() and not fresh.records("done")
     assert (tmp_path / "ds" / "notes.txt").read_text() == "also mine"  # only the run's own files go
+    assert LabelledCloud.load(tmp_path / "ds" / "mine.npz").num_masks == 1
     assert json.loads((tmp_path / "ds" / ".engine" / "settings.json").read_text()) == changed
     assert (other / "notes.txt").read_text() == "mine"  # the foreign folder was left alone
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsam.data.dataset import INDEX_FILE, LabelledCloud, write_index
+from pointsam.data.dataset import LabelledCloud, owned_files, write_index
 from pointsam.engine.cameras import object_cameras
 from pointsam.engine.fusion import fuse_views
 from pointsam.engine.lifting import Lifter, LiftSettings, Proposal3D
@@ -193,12 +193,12 @@ class EngineOutput:
                              "pass --overwrite to start again")
 
     def _reset(self) -> None:
-        """Delete an earlier run's own files: its state, cloud files and index (nothing else)."""
-        for child in self.root.iterdir():
-            if child.name == STATE:
-                shutil.rmtree(child)
-            elif child.suffix == ".npz" or child.name == INDEX_FILE:
-                child.unlink()
+        """Delete an earlier run's own files: its state, the clouds it recorded or indexed, its index."""
+        owned = {r.get("file") for r in self.records("done")} | set(owned_files(self.root))
+        for name in owned:
+            if isinstance(name, str) and name and Path(name).name == name:  # the run writes flat names
+                (self.root / name).unlink(missing_ok=True)
+        shutil.rmtree(self.state)
 
     def lock(self):
         return _FileLock(self.state / "lock")
