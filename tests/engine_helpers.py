@@ -11,7 +11,8 @@ from pointsam.engine.fusion import FusedCloud, fuse_views
 from pointsam.engine.render import RenderedViews, colored_mesh, load_colored_mesh, mesh_files
 from pointsam.engine.sam2d import Masks2D
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import DATA
+
 OBJECT = DATA / "partnet_mobility" / "Faucet" / "1280"
 
 

@@ -26,16 +26,14 @@ from pointsam.data.converters import (
 from pointsam.errors import InputError
 from pointsam.io import write_ply
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import DATA, require
+
 PARTNET = DATA / "partnet_mobility"
 SCENE = DATA / "scannet" / "scene0011_00"
 
 
 def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared data not found: {path} "
-                    "(expected ../shared/data beside the repo; see MANIFEST.md)")
-    return path
+    return require(path)
 
 
 # ------------------------------------------------------------------------------ real data

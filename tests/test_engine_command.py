@@ -3,22 +3,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import pickle
 
 import numpy as np
 import pytest
-import torch
 
-from pointsam import PointSAMConfig, build_model
 from pointsam.checkpoint import save_model
 from pointsam.cli import main
 from pointsam.data.dataset import DatasetWriter, LabelledCloud, PointCloudDataset
+from pointsam.engine.sam2d import tiny_sam
 
-from conftest import TINY_CONFIG_KW
+from conftest import DATA, require, tiny_model
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "partnet_mobility"
-MESH = DATA / "Faucet" / "1280"
-pytestmark = pytest.mark.skipif(not MESH.is_dir(), reason=f"shared meshes not found: {DATA}")
+MESH = DATA / "partnet_mobility" / "Faucet" / "1280"
 # a random SAM and Point-SAM agree on nothing: accept every consistent-enough proposal
 LENIENT = ["--pred-iou-thresh", "-100", "--stability-thresh", "0", "--iou-threshold", "0",
            "--refine-threshold", "0", "--min-on-object", "0", "--min-pixels", "4"]
@@ -28,19 +25,17 @@ SMALL = ["--views", "3", "--image-size", "48", "--num-points", "512", "--points-
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from pointsam.engine.sam2d import tiny_sam
-
     root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    save_model(build_model(PointSAMConfig.base(**TINY_CONFIG_KW)), root / "psam.safetensors")
+    save_model(tiny_model(seed=0), root / "psam.safetensors")
     tiny_sam(seed=0).save_pretrained(root / "sam")
     return root
 
 
+@pytest.mark.slow
 def test_engine_end_to_end_and_resume(models, tmp_path, capsys):
     meshes = tmp_path / "meshes" / "Faucet"
     meshes.mkdir(parents=True)
-    (meshes / "1280").symlink_to(MESH)
+    (meshes / "1280").symlink_to(require(MESH))
     out = tmp_path / "pseudo"
     args = ["engine", str(tmp_path / "meshes"), "--sam-checkpoint", str(models / "sam"), "--checkpoint",
             str(models / "psam.safetensors"), "--config", "auto", "--out", str(out), *SMALL, *LENIENT]
@@ -67,8 +62,22 @@ def test_engine_end_to_end_and_resume(models, tmp_path, capsys):
 
 def test_engine_needs_a_local_sam(tmp_path, capsys):
     out = tmp_path / "o"
-    assert main(["engine", str(MESH), "--sam-checkpoint", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    mesh = str(require(MESH))
+    assert main(["engine", mesh, "--sam-checkpoint", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "not a SAM checkpoint folder" in capsys.readouterr().err
+    assert not out.exists()  # a failed start leaves nothing that would block the corrected rerun
+    pickled = tmp_path / "pickled"
+    tiny_sam().config.save_pretrained(pickled)
+    (pickled / "pytorch_model.bin").write_bytes(pickle.dumps({"weight": _Payload()}))
+    assert main(["engine", mesh, "--sam-checkpoint", str(pickled), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pickled Python objects" in err and "weights_only" not in err
+    assert not out.exists()
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
 
 
 def test_eval_mv_sam_baseline(models, tmp_path, capsys):

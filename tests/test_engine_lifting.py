@@ -15,12 +15,12 @@ from pointsam.engine.lifting import (
     interior_pixel,
 )
 
-pytestmark = pytest.mark.skipif(not OBJECT.is_dir(), reason=f"shared mesh not found: {OBJECT}")
+from conftest import require
 
 
 @pytest.fixture(scope="module")
 def scene():
-    return render_parts(OBJECT, size=96, views=6, points=4096)
+    return render_parts(require(OBJECT), size=96, views=6, points=4096)
 
 
 def _best_iou(mask: np.ndarray, parts: np.ndarray) -> tuple[int, float]:

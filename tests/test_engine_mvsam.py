@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pointsam.data.dataset import LabelledCloud
-from pointsam.engine.mvsam import MultiViewCloud, evaluate_cloud_mvsam
 from pointsam.engine.sam2d import Masks2D
+from pointsam.evaluation.mvsam import MultiViewCloud, evaluate_cloud_mvsam, view_rollout
 
 
 def _two_spheres(n: int = 3000) -> LabelledCloud:
@@ -54,7 +54,42 @@ def test_rollout_with_a_perfect_2d_segmenter_gives_the_masks():
         assert r.ious[0] > 0.95 and len(r.ious) == 2
 
 
+class CountingSegmenter(ColourSegmenter):
+    """ColourSegmenter that records the views it was prompted on."""
+
+    def __init__(self):
+        self.views = []
+
+    def predict(self, view, points, labels, mask_input=None, multimask=True):
+        self.views.append(view)
+        return super().predict(view, points, labels, mask_input, multimask)
+
+
 def test_object_outside_a_view_counts_as_background():
+    """Views that do not show the object are not clicked and vote background; the others find it."""
+    rng = np.random.default_rng(1)
+    dirs = rng.normal(size=(40000, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    shell = dirs[dirs[:, 0] > -0.5][:16000]  # a sphere shell open towards -x ...
+    ball = dirs[:800] * 0.3  # ... around a small ball, seen only through the opening
+    rgb = np.repeat(np.array([[40, 40, 200], [200, 40, 40]], np.uint8), [len(shell), 800], axis=0)
+    inner = np.arange(len(shell), len(shell) + 800)
+    cloud = LabelledCloud(xyz=np.concatenate([shell, ball]), rgb=rgb, masks=[inner], name="nested")
+    mv = MultiViewCloud(cloud, views=6, image_size=64)
+    showing = [v for v in range(6) if mv.project(v, cloud.dense_masks()[0]).any()]
+    assert 0 < len(showing) < 6
+    hidden = next(v for v in range(6) if v not in showing)
+    segmenter = CountingSegmenter()
+    segmenter.set_images(mv.images)
+    assert not view_rollout(segmenter, hidden, mv.project(hidden, cloud.dense_masks()[0]), clicks=2).any()
+    assert segmenter.views == []  # nothing to click on: background everywhere, SAM not asked
+    segmenter = CountingSegmenter()
+    (result,) = evaluate_cloud_mvsam(segmenter, cloud, max_clicks=2, views=6, image_size=64)
+    assert sorted(set(segmenter.views)) == showing
+    assert min(result.ious) > 0.95  # shell points seen by the other views got their background vote
+
+
+def test_masks_below_min_points_are_skipped_and_degenerate_clouds_refused():
     cloud = _two_spheres()
     results = evaluate_cloud_mvsam(ColourSegmenter(), cloud, max_clicks=1, views=6, image_size=48,
                                    min_mask_points=2000)

@@ -13,6 +13,8 @@ from pointsam.engine.fusion import fuse_views
 from pointsam.engine.render import colored_mesh, load_colored_mesh, render_mesh
 from pointsam.errors import FileFormatError, InputError
 
+from conftest import require
+
 CENTER = np.array([0.3, -0.2, 0.5])
 
 
@@ -77,9 +79,8 @@ def test_colours_from_faces_and_textures():
     assert (views.rgb[~views.foreground] == 255).all()  # white background
 
 
-@pytest.mark.skipif(not OBJECT.is_dir(), reason=f"shared mesh not found: {OBJECT}")
 def test_shared_object_folder_renders_and_fuses_on_its_surface():
-    cmesh = load_colored_mesh(OBJECT)
+    cmesh = load_colored_mesh(require(OBJECT))
     assert cmesh.num_faces > 1000
     verts = cmesh.mesh.vertices
     center = (verts.min(0) + verts.max(0)) / 2

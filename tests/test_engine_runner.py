@@ -13,6 +13,7 @@ from pointsam.engine.lifting import LiftSettings
 from pointsam.engine.runner import (
     EngineOutput,
     EngineSettings,
+    MeshItem,
     dist_rank,
     find_meshes,
     run_shard,
@@ -138,12 +139,37 @@ def test_output_folder_rules(meshes, tmp_path):
         EngineOutput(other).prepare(SETTINGS.to_dict())
     out = EngineOutput(tmp_path / "ds")
     out.prepare(SETTINGS.to_dict())
+    out.start()
     changed = EngineSettings(views=4, image_size=32, num_points=300).to_dict()
     with pytest.raises(InputError, match="other settings.*views"):
         EngineOutput(tmp_path / "ds").prepare(changed)
     with pytest.raises(InputError, match="several ranks"):
         EngineOutput(tmp_path / "ds").prepare(changed, overwrite=True, may_reset=False)
-    LabelledCloud(xyz=np.zeros((3, 3)), masks=[[0]]).save(tmp_path / "ds" / "x.npz")
-    EngineOutput(tmp_path / "ds").prepare(changed, overwrite=True)
-    assert not (tmp_path / "ds" / "x.npz").exists()
+    out.save(MeshItem("x", tmp_path / "x.obj", ""), LabelledCloud(xyz=np.zeros((3, 3)), masks=[[0]]), [], 1.0)
+    LabelledCloud(xyz=np.ones((3, 3)), masks=[[1]]).save(tmp_path / "ds" / "mine.npz")
+    (tmp_path / "ds" / "notes.txt").write_text("also mine")
+    fresh = EngineOutput(tmp_path / "ds")
+    fresh.prepare(changed, overwrite=True)
+    assert (tmp_path / "ds" / "x.npz").exists()  # nothing is reset before the run starts
+    fresh.start()
+    assert not (tmp_path / "ds" / "x.npz").exists() and not fresh.records("done")
+    assert (tmp_path / "ds" / "notes.txt").read_text() == "also mine"  # only the run's own files go
+    assert LabelledCloud.load(tmp_path / "ds" / "mine.npz").num_masks == 1
+    assert json.loads((tmp_path / "ds" / ".engine" / "settings.json").read_text()) == changed
     assert (other / "notes.txt").read_text() == "mine"  # the foreign folder was left alone
+
+
+def test_a_start_that_fails_before_the_run_leaves_nothing(tmp_path):
+    """Issue 16: prepare() only checks; a failed model load after it must not block a corrected rerun."""
+    root = tmp_path / "ds"
+    out = EngineOutput(root)
+    out.prepare(SETTINGS.to_dict())  # ... then loading the SAM folder fails: the run never starts
+    assert not root.exists()
+    corrected = EngineSettings(views=2, image_size=32, num_points=300, models={"sam": "the right one"})
+    again = EngineOutput(root)
+    again.prepare(corrected.to_dict())
+    stats = run_shard([], again, WholeCloud3D(), WholeObject2D(), corrected, False)
+    assert stats["done"] == 0
+    assert json.loads((root / ".engine" / "settings.json").read_text())["models"] == {"sam": "the right one"}
+    with pytest.raises(RuntimeError, match="prepare"):
+        EngineOutput(tmp_path / "other").start()

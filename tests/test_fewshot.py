@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -10,11 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pointsam import PointSAMConfig, build_model
 from pointsam.checkpoint import save_model
 from pointsam.cli import main
 from pointsam.data import DatasetWriter, LabelledCloud, PointCloudDataset
-from pointsam.data.converters import convert_partnet
+from pointsam.data.converters import partnet_object
 from pointsam.errors import InputError
 from pointsam.fewshot import (
     FeatureExtractor,
@@ -30,34 +30,40 @@ from pointsam.fewshot import (
 )
 from pointsam.fewshot.features import capture_blocks
 
-from conftest import TINY_CONFIG_KW
+from conftest import DATA, require
+from conftest import tiny_model as build_tiny_model
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PARTNET = DATA / "partnet_mobility"
-FAST = HeadConfig(hidden=64, dropout=0.1, epochs=80, lr=3e-3, points_per_shape=1024)
+FAST = HeadConfig(hidden=64, dropout=0.1, epochs=80, lr=3e-3, points_per_shape=256)
 
 
 def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared data not found: {path} (expected ../shared/data beside the repo; "
-                    "see MANIFEST.md)")
-    return path
+    return require(path)
 
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    torch.manual_seed(0)
-    return build_model(PointSAMConfig.base(**TINY_CONFIG_KW)).eval()
+    return build_tiny_model(seed=0)
+
+
+def pinned_objects(categories: tuple[str, ...] = ("Faucet", "Table"), origin: str = "bestman") -> list[str]:
+    """The objects these tests use: one fixed source's PartNet samples (the shared folder may grow)."""
+    with open(need(PARTNET / "INDEX.csv"), newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["category"] in categories and r["origin"] == origin
+                and r["partnet_point_sample"] == "True"]
+    return sorted(r["path"] for r in rows)
 
 
 @pytest.fixture(scope="module")
 def partnet_two(tmp_path_factory) -> Path:
-    """Faucet + Table PartNet point samples (10 + 20 shapes) converted into a pointsam dataset."""
+    """Faucet + Table PartNet point samples of the first shared source (10 + 20 shapes) as a dataset."""
+    objects = pinned_objects()
+    assert [o.split("/")[0] for o in objects].count("Faucet") == 10 and len(objects) == 30
     out = tmp_path_factory.mktemp("fewshot") / "pm"
     with DatasetWriter(out, name="pm") as writer:
-        for cat in ("Faucet", "Table"):
-            for cloud in convert_partnet(need(PARTNET / cat)):
-                writer.add(cloud, split="train")
+        for rel in objects:
+            category = rel.split("/")[0]
+            writer.add(partnet_object(need(PARTNET / rel), category=category), split="train")
     return out
 
 
@@ -100,7 +106,22 @@ def test_hooked_features_match_the_encoder(tiny_model, partnet_two):
     assert points.shape == (cloud.num_points, 128)
     centre = int(emb.patches.fps_idx[0, 5])
     assert torch.allclose(points[centre], feats.patch_features[5], atol=1e-4)
-    assert not any(p.requires_grad for p in tiny_model.parameters())  # frozen
+
+
+def test_feature_extractor_leaves_the_callers_model_as_it_was(partnet_two):
+    """No freezing in place: requires_grad and train mode survive; features are those of eval mode."""
+    model = build_tiny_model(seed=1)
+    model.pc_encoder.requires_grad_(False)
+    model.train()
+    flags = [p.requires_grad for p in model.parameters()]
+    assert any(flags) and not all(flags)
+    xyz = PointCloudDataset(partnet_two)[0].xyz
+    feats = FeatureExtractor(model, layers=(1, 2))(xyz)
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert model.training and all(m.training for m in model.modules())
+    assert not feats.patch_features.requires_grad
+    reference = FeatureExtractor(model.eval(), layers=(1, 2))(xyz)
+    assert torch.equal(feats.patch_features, reference.patch_features)
 
 
 # ------------------------------------------------------------------------------ labels
@@ -194,7 +215,7 @@ def test_cli_fewshot_end_to_end(tiny_model, partnet_two, tmp_path, capsys):
     ckpt = save_model(tiny_model, tmp_path / "tiny.safetensors")
     out = tmp_path / "report.json"
     args = ["fewshot", "--data", str(partnet_two), "--split", "train", "--shots", "1", "--checkpoint",
-            str(ckpt), "--config", "auto", "--epochs", "30", "--max-test", "2", "--out", str(out),
+            str(ckpt), "--config", "auto", "--epochs", "3", "--max-test", "2", "--out", str(out),
             "--device", "cpu"]
     assert main(args) == 0
     printed = capsys.readouterr().out

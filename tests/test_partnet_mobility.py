@@ -16,8 +16,8 @@ from pointsam.cli import main
 from pointsam.data import DatasetWriter, PointCloudDataset
 from pointsam.data.converters import FORMATS, convert_partnet_mobility, mobility_object
 from pointsam.data.converters.partnet_mobility import (
-    _posed_mesh,
     link_transforms,
+    posed_mesh,
     read_semantics,
     read_urdf,
     rpy_matrix,
@@ -25,17 +25,15 @@ from pointsam.data.converters.partnet_mobility import (
 from pointsam.errors import FileFormatError, InputError
 from pointsam.io import sample_mesh
 
-PARTNET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "partnet_mobility"
+from conftest import DATA, require
+
+PARTNET = DATA / "partnet_mobility"
 #: PartNet point samples are y-up; PartNet-Mobility's world is z-up: (x, y, z) -> (-z, -x, y).
 PARTNET_TO_WORLD = np.array([[0, 0, -1], [-1, 0, 0], [0, 1, 0]], dtype=np.float64)
 
 
 def need(rel: str) -> Path:
-    path = PARTNET / rel
-    if not path.exists():
-        pytest.skip(f"shared data not found: {path} (expected ../shared/data beside the repo; "
-                    "see MANIFEST.md)")
-    return path
+    return require(PARTNET / rel)
 
 
 def chamfer(a: np.ndarray, b: np.ndarray) -> float:
@@ -160,7 +158,7 @@ def test_fk_cloud_aligns_with_partnet_point_sample(rel):
     fk = chamfer(cloud.xyz, partnet) / diag
     # without kinematics: each mesh placed by its visual origin only (joints ignored)
     urdf = read_urdf(obj / "mobility.urdf")
-    raw = _posed_mesh(urdf, {name: np.eye(4) for name in urdf.links})[0]
+    raw = posed_mesh(urdf, {name: np.eye(4) for name in urdf.links})[0]
     no_fk = chamfer(sample_mesh(raw, 10000).xyz @ PARTNET_TO_WORLD.T, partnet) / diag
     assert fk < 0.012, fk  # both are 10k random samples of the same surface: ~0.3-1% of the size
     assert no_fk > 3 * fk, (fk, no_fk)

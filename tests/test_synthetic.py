@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from pointsam.data.dataset import PointCloudDataset
 from pointsam.data.synthetic import random_shape, write_synthetic_dataset
@@ -26,14 +28,28 @@ def test_random_shape_hierarchy_is_consistent():
         assert list(levels).count(0) == 1 and len(cloud.masks[list(levels).index(0)]) == 2048
 
 
-def test_parts_are_spatially_coherent():
-    """Each part is a connected primitive: its points are closer to each other than the shape's extent."""
-    cloud = random_shape(np.random.default_rng(7), num_points=4096)
-    extent = np.ptp(cloud.xyz, axis=0).max()
-    for mask, lv in zip(cloud.masks, cloud.levels, strict=True):
-        if lv == 2 and len(mask) > 50:
-            assert np.ptp(cloud.xyz[mask], axis=0).max() <= extent + 1e-6
-            assert np.ptp(cloud.xyz[mask], axis=0).max() < 3.5  # primitives are at most ~1.5 units
+def _components(xyz: np.ndarray, spacing_factor: float = 8.0) -> int:
+    """Connected components of the graph joining points closer than a few times their median spacing."""
+    tree = cKDTree(xyz)
+    radius = spacing_factor * float(np.median(tree.query(xyz, k=2)[0][:, 1]))
+    return connected_components(tree.sparse_distance_matrix(tree, radius, output_type="coo_matrix"),
+                                directed=False)[0]
+
+
+@pytest.mark.parametrize("seed", [0, 6, 13])
+def test_parts_are_connected_pieces_attached_to_each_other(seed):
+    """Each part is one connected primitive surface; the parts touch, so the whole shape is one piece."""
+    cloud = random_shape(np.random.default_rng(seed), num_points=4096)
+    parts = [mask for mask, lv in zip(cloud.masks, cloud.levels, strict=True) if lv == 2]
+    assert len(parts) >= 2
+    for mask in parts:
+        assert _components(cloud.xyz[mask]) == 1
+        assert np.ptp(cloud.xyz[mask], axis=0).max() < 3.5  # primitives are at most ~1.5 units
+    assert _components(cloud.xyz) == 1
+    # two parts taken apart by 10 units are two pieces: the check can fail
+    moved = cloud.xyz.copy()
+    moved[parts[0]] += 10.0
+    assert _components(moved) >= 2
 
 
 def test_write_dataset_round_trip_and_no_overwrite(tmp_path):

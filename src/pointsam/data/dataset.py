@@ -49,20 +49,28 @@ lenient where it is safe: any float ``xyz`` and any integer index dtype are acce
 slices are sorted; empty masks are dropped with a warning (writers never store them). Out-of-range
 indices, NaN coordinates, a wrong-length ``rgb``, missing keys, object arrays and corrupt files are
 errors (:class:`~pointsam.errors.FileFormatError`, naming the file).
+
+Limits: a cloud file may hold at most :data:`MAX_POINTS` points and :data:`MAX_CLOUD_BYTES` of
+(uncompressed) arrays; both are checked from the ``.npy`` headers inside the ``.npz`` before any
+array is inflated, so a small compressed file cannot exhaust memory. Only the keys above are read.
+Every ``file`` in ``dataset.json`` (and every name in ``splits``) must be a relative path inside
+the dataset folder: absolute paths and ``..`` components are refused.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import TracebackType
 
 import numpy as np
@@ -75,6 +83,12 @@ FORMAT = "pointsam-dataset"
 FORMAT_VERSION = 1
 INDEX_FILE = "dataset.json"
 REQUIRED_KEYS = ("xyz", "mask_indices", "mask_offsets")
+#: Every array key a reader looks at (others in a file are ignored and never inflated).
+KNOWN_KEYS = (*REQUIRED_KEYS, "rgb", "mask_names", "mask_levels", "category", "source")
+#: Most points one cloud file may hold (checked before reading its arrays).
+MAX_POINTS = 50_000_000
+#: Most bytes the arrays of one cloud file may take once inflated (checked before reading them).
+MAX_CLOUD_BYTES = 2 * 1024**3
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -160,13 +174,21 @@ class LabelledCloud:
             arrays["source"] = np.array(self.source, dtype=np.str_)
         return arrays
 
-    def save(self, path: str | Path, overwrite: bool = False) -> None:
-        """Write the cloud as a ``.npz`` file, atomically, refusing to replace one unless asked."""
+    def save(self, path: str | Path, overwrite: bool = False,
+             extra: dict[str, np.ndarray] | None = None) -> None:
+        """Write the cloud as a ``.npz`` file, atomically, refusing to replace one unless asked.
+
+        `extra` arrays (e.g. per-mask provenance) are stored beside the format's own; readers ignore them.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             raise InputError(f"{path}: a labelled cloud file must end in .npz")
+        arrays = self.to_arrays()
+        clash = sorted(set(extra or {}) & (set(arrays) | set(KNOWN_KEYS)))
+        if clash:
+            raise InputError(f"extra arrays may not use the format's own keys: {', '.join(clash)}")
         with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **self.to_arrays())
+            np.savez(fh, **arrays, **(extra or {}))
 
     @classmethod
     def load(cls, path: str | Path) -> LabelledCloud:
@@ -174,15 +196,7 @@ class LabelledCloud:
         path = Path(path)
         if not path.is_file():
             raise FileFormatError(f"{path}: no such file")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            if "allow_pickle" in str(exc):
-                raise FileFormatError(f"{path}: holds object (pickled) arrays, which the format "
-                                      "forbids; store names as unicode arrays") from exc
-            raise FileFormatError(f"{path}: not a readable .npz file (truncated or corrupt?): "
-                                  f"{exc}") from exc
+        arrays = read_cloud_arrays(path)
         try:
             cloud = cls.from_arrays(arrays, name=path.stem)
         except InputError as exc:
@@ -218,6 +232,60 @@ class LabelledCloud:
             source=_scalar_str(arrays, "source"),
             name=name,
         )
+
+
+def read_cloud_arrays(path: str | Path, keys: Sequence[str] = KNOWN_KEYS) -> dict[str, np.ndarray]:
+    """The arrays `keys` of a ``.npz`` file, after checking their sizes from the ``.npy`` headers.
+
+    Nothing is inflated before every wanted array's shape and dtype are known to fit
+    :data:`MAX_POINTS` and :data:`MAX_CLOUD_BYTES`; object (pickled) arrays are refused.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {info.filename[: -len(".npy")]: info for info in zf.infolist()
+                       if info.filename.endswith(".npy") and info.filename[: -len(".npy")] in keys}
+            headers = {key: _npy_header(zf, info) for key, info in members.items()}
+            _check_sizes(path, headers)
+            arrays = {}
+            for key, info in members.items():
+                with zf.open(info) as fh:
+                    arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError,
+            NotImplementedError) as exc:
+        raise FileFormatError(f"{path}: not a readable .npz file (truncated or corrupt?): {exc}") from exc
+    return arrays
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the header of one ``.npy`` member, reading only its first bytes."""
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):  # 3.0 differs from 2.0 only in the header's text encoding
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"{info.filename}: unsupported .npy version {version}")
+    return tuple(int(d) for d in shape), dtype
+
+
+def _check_sizes(path: Path, headers: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+    """Refuse object arrays, more than MAX_POINTS points or more than MAX_CLOUD_BYTES of arrays."""
+    total = 0
+    for key, (shape, dtype) in headers.items():
+        if dtype.hasobject:
+            raise FileFormatError(f"{path}: holds object (pickled) arrays ({key!r}), which the format "
+                                  "forbids; store names as unicode arrays")
+        total += math.prod(shape) * dtype.itemsize
+    xyz_shape = headers.get("xyz", ((0,), None))[0]
+    if xyz_shape and xyz_shape[0] > MAX_POINTS:
+        raise FileFormatError(f"{path}: {xyz_shape[0]:,} points; a cloud file may hold at most "
+                              f"{MAX_POINTS:,} (pointsam.data.dataset.MAX_POINTS): split the cloud")
+    if total > MAX_CLOUD_BYTES:
+        raise FileFormatError(f"{path}: its arrays would take {total / 1024**3:.1f} GiB once inflated; a "
+                              f"cloud file may hold at most {MAX_CLOUD_BYTES / 1024**3:.0f} GiB "
+                              "(pointsam.data.dataset.MAX_CLOUD_BYTES)")
 
 
 def _scalar_str(arrays: dict[str, np.ndarray], key: str) -> str:
@@ -323,31 +391,122 @@ class PointCloudDataset(Sequence[LabelledCloud]):
                 self.subset(i for i, v in enumerate(is_val) if v))
 
 
-def read_index(root: Path) -> dict:
-    """Read and check ``dataset.json`` of the dataset at `root`."""
+def read_index(root: str | Path) -> dict:
+    """Read and check ``dataset.json`` of the dataset at `root` (types, paths, listed files)."""
+    root = Path(root)
     path = root / INDEX_FILE
     if not path.is_file():
         raise FileFormatError(f"{root}: not a pointsam dataset (no {INDEX_FILE})")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FileFormatError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise FileFormatError(f"{path}: not a pointsam dataset index (format != {FORMAT!r})")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
         raise FileFormatError(f"{path}: unsupported format_version {version!r} "
-                              f"(this pointsam reads up to {FORMAT_VERSION})")
+                              f"(this pointsam reads 1 to {FORMAT_VERSION})")
+    for key in ("name", "source", "licence"):
+        if not isinstance(meta.get(key, ""), str):
+            raise FileFormatError(f"{path}: {key!r} must be a string, got {type(meta[key]).__name__}")
     clouds = meta.get("clouds")
     if not isinstance(clouds, list) or not all(isinstance(c, dict) and "file" in c for c in clouds):
         raise FileFormatError(f"{path}: 'clouds' must be a list of objects with a 'file'")
-    if meta.get("num_clouds") != len(clouds):
+    if type(meta.get("num_clouds")) is not int or meta["num_clouds"] != len(clouds):
         raise FileFormatError(f"{path}: num_clouds={meta.get('num_clouds')!r} but "
                               f"{len(clouds)} clouds are listed")
-    missing = [c["file"] for c in clouds if not (root / c["file"]).is_file()]
+    for i, entry in enumerate(clouds):
+        _check_member(path, f"clouds[{i}].file", entry["file"])
+        if not isinstance(entry.get("category", ""), str):
+            raise FileFormatError(f"{path}: clouds[{i}].category must be a string, got "
+                                  f"{entry['category']!r}")
+    files = [c["file"] for c in clouds]
+    twice = sorted({f for f in files if files.count(f) > 1})
+    if twice:
+        raise FileFormatError(f"{path}: cloud file(s) listed twice: {', '.join(twice[:3])}")
+    _check_splits(path, meta.get("splits"), set(files))
+    missing = [f for f in files if not (root / f).is_file()]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise FileFormatError(f"{root}: missing cloud file(s) {', '.join(missing[:3])}{more}")
+    return meta
+
+
+def _check_member(index: Path, what: str, file: object) -> None:
+    """A dataset member must be a relative path that stays inside the dataset folder."""
+    if not isinstance(file, str) or not file:
+        raise FileFormatError(f"{index}: {what} must be a non-empty string (a path relative to the "
+                              f"dataset folder), got {file!r}")
+    posix, windows = PurePosixPath(file), PureWindowsPath(file)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in windows.parts \
+            or "\0" in file:
+        raise FileFormatError(f"{index}: {what} {file!r} points outside the dataset folder; files must "
+                              "be relative paths inside it (no absolute paths, no '..')")
+
+
+def _check_splits(index: Path, splits: object, files: set[str]) -> None:
+    """``splits`` is optional; if present: split name -> list of files listed in ``clouds``."""
+    if splits is None:
+        return
+    if not isinstance(splits, dict):
+        raise FileFormatError(f"{index}: 'splits' must be an object mapping split names to lists of "
+                              f"cloud files, got {type(splits).__name__}")
+    for name, members in splits.items():
+        if not isinstance(members, list) or not all(isinstance(f, str) for f in members):
+            raise FileFormatError(f"{index}: split {name!r} must be a list of cloud file names")
+        unknown = [f for f in members if f not in files]
+        if unknown:
+            raise FileFormatError(f"{index}: split {name!r} names file(s) not listed in 'clouds': "
+                                  f"{', '.join(map(repr, unknown[:3]))}")
+
+
+def is_dataset(root: str | Path) -> bool:
+    """Whether `root` holds a pointsam ``dataset.json`` (format checked, files not)."""
+    path = Path(root) / INDEX_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def owned_files(root: str | Path) -> list[str]:
+    """Files the dataset at `root` owns: its ``dataset.json`` and every safe ``clouds[].file``."""
+    try:
+        meta = json.loads((Path(root) / INDEX_FILE).read_text(encoding="utf-8"))
+        entries = meta["clouds"] if isinstance(meta, dict) and isinstance(meta.get("clouds"), list) else []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        entries = []
+    files = [INDEX_FILE]
+    for entry in entries:
+        try:
+            _check_member(Path(root) / INDEX_FILE, "file", entry.get("file"))
+        except (FileFormatError, AttributeError):
+            continue  # an unsafe or malformed entry owns nothing
+        if entry["file"] not in files:
+            files.append(entry["file"])
+    return files
+
+
+def write_index(root: str | Path, clouds: list[dict], name: str, source: str = "", licence: str = "",
+                splits: dict[str, list[str]] | None = None) -> dict:
+    """Write ``dataset.json`` for the cloud files already in `root`, atomically; returns it.
+
+    `clouds` holds one ``{"file", "category", "num_points", "num_masks"}`` entry per cloud, in
+    dataset order. The index is checked as :func:`read_index` would before it replaces the old one.
+    """
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "source": source,
+            "licence": licence, "num_clouds": len(clouds), "clouds": clouds}
+    if splits:
+        meta["splits"] = splits
+    root = Path(root)
+    index = root / INDEX_FILE
+    for i, entry in enumerate(clouds):
+        _check_member(index, f"clouds[{i}].file", entry.get("file"))
+    _check_splits(index, splits, {c["file"] for c in clouds})
+    with atomic_output(index, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return meta
 
 
@@ -355,26 +514,36 @@ def read_index(root: Path) -> dict:
 
 
 class DatasetWriter:
-    """Build a dataset in a temporary folder; :meth:`close` writes ``dataset.json`` and moves it in."""
+    """Build a dataset in a temporary folder; :meth:`close` writes ``dataset.json`` and moves it in.
+
+    `root` may be missing, an empty folder, or (with `overwrite`) an existing pointsam dataset:
+    then only what that dataset owns (its ``dataset.json`` and the cloud files it lists) is
+    replaced; other files in the folder are kept, and new cloud files never take their names.
+    Any other non-empty folder is refused.
+    """
 
     def __init__(self, root: str | Path, name: str, source: str = "", licence: str = "",
                  overwrite: bool = False) -> None:
         self.root = Path(root)
+        self._old: list[str] = []  # files of the dataset being replaced
+        self._foreign: set[str] = set()  # other names at root, never used for a new cloud file
         if self.root.exists():
             if not self.root.is_dir():
                 raise FileExistsError(f"{self.root} exists and is not a directory")
-            is_dataset = (self.root / INDEX_FILE).is_file()
-            if any(self.root.iterdir()) and not is_dataset:
+            present = {p.name for p in self.root.iterdir()}
+            if present and not is_dataset(self.root):
                 raise FileExistsError(f"{self.root} is a non-empty folder that is not a pointsam "
                                       "dataset; refusing to write into it")
-            if is_dataset and not overwrite:
+            if present and not overwrite:
                 raise FileExistsError(f"{self.root} already holds a dataset; pass overwrite=True "
                                       "(--overwrite on the command line) to replace it")
+            if present:
+                self._old = [f for f in owned_files(self.root) if (self.root / f).is_file()]
+                self._foreign = {n.lower() for n in present} - {f.lower() for f in self._old}
         self.root.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.", suffix=".tmp",
                                           dir=self.root.parent))
-        self.meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name,
-                     "source": source, "licence": licence}
+        self.meta = {"name": name, "source": source, "licence": licence}
         self._clouds: list[dict] = []
         self._splits: dict[str, list[str]] = {}
         self.dropped_empty = 0
@@ -386,7 +555,7 @@ class DatasetWriter:
             raise InputError("this DatasetWriter is closed")
         stem = _SAFE.sub("_", name or cloud.name or "cloud").strip("._") or "cloud"
         file, k = f"{stem}.npz", 1
-        while (self._tmp / file).exists():
+        while (self._tmp / file).exists() or file.lower() in self._foreign:
             file, k = f"{stem}_{k}.npz", k + 1
         cloud.save(self._tmp / file)
         self.dropped_empty += cloud.dropped_empty
@@ -405,25 +574,37 @@ class DatasetWriter:
         return sum(c["num_masks"] for c in self._clouds)
 
     def close(self) -> Path:
-        """Write ``dataset.json`` and move the finished dataset to `root` (replacing the old one)."""
+        """Write ``dataset.json`` and move the finished dataset to `root`.
+
+        A replaced dataset's own files are first moved to a hidden folder beside `root` and deleted
+        only once the new dataset is in place; nothing else in `root` is touched.
+        """
         if self._closed:
             return self.root
-        meta = {**self.meta, "num_clouds": len(self._clouds), "clouds": self._clouds}
-        if self._splits:
-            meta["splits"] = self._splits
-        (self._tmp / INDEX_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-        os.chmod(self._tmp, 0o777 & ~_umask())
-        old = None
-        if self.root.exists():
-            old = self.root.with_name(f".{self.root.name}.old-{os.getpid()}")
-            os.replace(self.root, old)
-        os.replace(self._tmp, self.root)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        write_index(self._tmp, self._clouds, **self.meta, splits=self._splits or None)
+        if not self.root.exists() or not any(self.root.iterdir()):
+            os.chmod(self._tmp, 0o777 & ~_umask())
+            os.replace(self._tmp, self.root)  # rename(2) also replaces an empty folder
+        else:
+            self._replace_owned()
         self._closed = True
         if self.dropped_empty:
             warnings.warn(f"{self.root}: skipped {self.dropped_empty} empty mask(s)", stacklevel=2)
         return self.root
+
+    def _replace_owned(self) -> None:
+        """Move the old dataset's files aside, the new ones (index last) in, then drop the old ones."""
+        backup = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.old-", dir=self.root.parent))
+        for file in self._old:
+            src = self.root / file
+            if src.is_file() or src.is_symlink():
+                (backup / file).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, backup / file)
+        new = [c["file"] for c in self._clouds]
+        for file in new + [INDEX_FILE]:
+            os.replace(self._tmp / file, self.root / file)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        shutil.rmtree(backup, ignore_errors=True)
 
     def abort(self) -> None:
         """Throw away what was written; `root` is left as it was."""

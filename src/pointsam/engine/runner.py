@@ -6,6 +6,11 @@ provenance arrays ``mask_view``, ``mask_proposal``, ``mask_iou``, ``mask_sam_sco
 ``.engine/``: ``settings.json`` (a resumed run must use the same settings), ``done/<id>.json``
 per finished mesh (written atomically after its ``.npz``: a mesh with a marker is never redone)
 and ``failed/<id>.json`` with the error of each failed mesh (retried on the next run).
+
+Order of a run: :meth:`EngineOutput.prepare` only checks the folder (writes nothing), the caller
+loads its models, and :func:`run_shard` starts the output (creates it, resets it on overwrite,
+records the settings) before the first mesh: a start that fails, e.g. on a bad SAM folder,
+leaves nothing that could block the corrected rerun.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -21,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsam.data.dataset import FORMAT, FORMAT_VERSION, INDEX_FILE, LabelledCloud
+from pointsam.data.dataset import LabelledCloud, owned_files, write_index
 from pointsam.engine.cameras import object_cameras
 from pointsam.engine.fusion import fuse_views
 from pointsam.engine.lifting import Lifter, LiftSettings, Proposal3D
@@ -133,42 +139,66 @@ class EngineOutput:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.state = self.root / STATE
+        self._pending: tuple[dict, bool] | None = None
+        self._started = False
 
     def prepare(self, settings: dict, overwrite: bool = False, may_reset: bool = True) -> None:
-        """Create the folder, or check that an earlier run used the same settings (resume)."""
+        """Check that `root` can take this run (new, empty, or resumable); writes nothing yet.
+
+        A resumed run must use the settings of the earlier one. The folder is created (and, with
+        `overwrite`, an earlier run discarded) only by :meth:`start`, once the models are loaded.
+        """
         if self.root.exists() and not self.root.is_dir():
             raise InputError(f"{self.root} exists and is not a folder")
         is_engine = self.state.is_dir()
         if self.root.exists() and any(self.root.iterdir()) and not is_engine:
             raise InputError(f"{self.root} is a non-empty folder that is not a `pointsam engine` output; "
                              "refusing to write into it")
-        if is_engine and overwrite:
-            if not may_reset:
-                raise InputError("--overwrite with several ranks would race; delete the folder instead")
+        if is_engine and overwrite and not may_reset:
+            raise InputError("--overwrite with several ranks would race; delete the folder instead")
+        if is_engine and not overwrite:
+            self._check_settings(settings)
+        self._pending = (settings, overwrite and is_engine)
+
+    def start(self) -> None:
+        """Create the folder (resetting an earlier run if `prepare` was told to overwrite) and record
+        the settings, or check them against those of the run being resumed. Idempotent."""
+        if self._started:
+            return
+        if self._pending is None:
+            raise RuntimeError("call EngineOutput.prepare(settings) before starting the run")
+        settings, reset = self._pending
+        if reset:
             self._reset()
         (self.state / "done").mkdir(parents=True, exist_ok=True)
         (self.state / "failed").mkdir(exist_ok=True)
         path = self.state / "settings.json"
         with self.lock():
             if path.is_file():
-                old = json.loads(path.read_text())
-                diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-                if diff:
-                    raise InputError(f"{self.root} was made with other settings ({', '.join(diff)} "
-                                     "differ); resume with the same options, use another --out, or "
-                                     "pass --overwrite to start again")
+                self._check_settings(settings)
             else:
                 with atomic_output(path) as tmp:
                     tmp.write_text(json.dumps(settings, indent=1) + "\n")
+        self._started = True
+
+    def _check_settings(self, settings: dict) -> None:
+        path = self.state / "settings.json"
+        if not path.is_file():
+            return
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if diff:
+            raise InputError(f"{self.root} was made with other settings ({', '.join(diff)} "
+                             "differ); resume with the same options, use another --out, or "
+                             "pass --overwrite to start again")
 
     def _reset(self) -> None:
-        import shutil
-
-        for child in self.root.iterdir():
-            if child.name == STATE:
-                shutil.rmtree(child)
-            elif child.suffix == ".npz" or child.name == INDEX_FILE:
-                child.unlink()
+        """Delete an earlier run's own files: its state, the clouds it recorded or indexed, its index."""
+        owned = {r.get("file") for r in self.records("done")} | set(owned_files(self.root))
+        for name in owned:
+            if isinstance(name, str) and name and Path(name).name == name:  # the run writes flat names
+                (self.root / name).unlink(missing_ok=True)
+        shutil.rmtree(self.state)
 
     def lock(self):
         return _FileLock(self.state / "lock")
@@ -181,8 +211,7 @@ class EngineOutput:
         file = None
         if cloud.num_masks:
             file = f"{item.id}.npz"
-            with atomic_output(self.root / file, overwrite=True) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, **cloud.to_arrays(), **_provenance_arrays(lifted))
+            cloud.save(self.root / file, overwrite=True, extra=_provenance_arrays(lifted))
         record = {"id": item.id, "mesh": str(item.path), "file": file, "category": item.category,
                   "num_points": cloud.num_points, "num_masks": cloud.num_masks,
                   "seconds": round(seconds, 2), "masks": [p.provenance() for p in lifted]}
@@ -205,14 +234,10 @@ class EngineOutput:
             done = [r for r in self.records("done") if r["file"]]
             clouds = [{"file": r["file"], "category": r["category"], "num_points": r["num_points"],
                        "num_masks": r["num_masks"]} for r in done]
-            meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name,
-                    "source": "pointsam engine: 2D SAM proposals lifted to 3D with Point-SAM "
-                              f"(settings in {STATE}/settings.json, per-mask provenance in "
-                              f"{STATE}/done/*.json and the mask_* arrays)",
-                    "licence": LICENCE, "num_clouds": len(clouds), "clouds": clouds}
-            with atomic_output(self.root / INDEX_FILE, overwrite=True) as tmp:
-                tmp.write_text(json.dumps(meta, indent=1) + "\n")
-        return meta
+            source = ("pointsam engine: 2D SAM proposals lifted to 3D with Point-SAM "
+                      f"(settings in {STATE}/settings.json, per-mask provenance in "
+                      f"{STATE}/done/*.json and the mask_* arrays)")
+            return write_index(self.root, clouds, name=name, source=source, licence=LICENCE)
 
 
 class _FileLock:
@@ -242,6 +267,7 @@ def run_shard(items: list[MeshItem], output: EngineOutput, predictor, segmenter,
     """Label every not-yet-done mesh of `items`; a failing mesh is logged and skipped."""
     from tqdm import tqdm
 
+    output.start()
     todo = [i for i in items if not output.is_done(i)]
     stats = {"skipped_done": len(items) - len(todo), "done": 0, "failed": 0, "masks": 0}
     bar = tqdm(todo, unit="mesh", disable=not show_progress, dynamic_ncols=True)

@@ -7,6 +7,8 @@ a scripted segmenter whose masks are exact projections of known parts).
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -70,12 +72,22 @@ def load_sam(path: str | Path, device: str | torch.device | None = None):
             f"{path}: not a SAM checkpoint folder (expected config.json and model weights, as written "
             "by SamModel.save_pretrained, e.g. a local copy of facebook/sam-vit-base)"
         )
+    from safetensors import SafetensorError
     from transformers import SamModel
 
     try:
-        model = SamModel.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot load the SAM model: {exc}") from exc
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            model = SamModel.from_pretrained(path, local_files_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, i.e. running the file's code: not shown
+        raise CheckpointError(
+            f"{path}: the weights file holds pickled Python objects, not only tensors; pointsam refuses "
+            "to unpickle them (that could run code). Use a folder with model.safetensors (as written "
+            "by SamModel.save_pretrained) instead") from None
+    except (OSError, ValueError, RuntimeError, EOFError, KeyError, SafetensorError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot load the SAM model: {first}") from exc
     return model.to(device or "cpu").eval()
 
 

@@ -65,6 +65,18 @@ def capture_blocks(model: PointSAM, indices: Sequence[int]) -> Iterator[dict[int
             handle.remove()
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put `model` in eval mode while inside, then restore the train/eval mode of every module."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 @dataclass
 class CloudFeatures:
     """Per-patch features of one cloud and the 3-NN weights that carry them to its points."""
@@ -94,8 +106,9 @@ class FeatureExtractor:
     """Encode clouds with a frozen Point-SAM and return their multi-block `CloudFeatures`.
 
     Each block's tokens are layer-normalised (no learned scale) before concatenation, so the
-    growing residual stream of deep blocks does not drown the shallow ones. The model is put in
-    eval mode and its parameters are frozen in place (requires_grad=False).
+    growing residual stream of deep blocks does not drown the shallow ones. The caller's model is
+    left as it was: features are computed without autograd, in eval mode only for the duration of
+    a call (its train/eval mode and ``requires_grad`` flags are not changed).
     """
 
     def __init__(self, model: PointSAM, layers: Sequence[int] = DEFAULT_LAYERS,
@@ -103,10 +116,9 @@ class FeatureExtractor:
         depth = model.config.vit_depth
         clamp = tuple(layers) == DEFAULT_LAYERS if clamp is None else clamp
         self.indices = resolve_layers(layers, depth, clamp)
-        self.predictor = PointCloudPredictor(model)
-        self.model = model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
+        self.model = model
+        with eval_mode(model):  # the predictor switches its model to eval mode
+            self.predictor = PointCloudPredictor(model)
 
     @property
     def layers(self) -> list[int]:
@@ -120,7 +132,7 @@ class FeatureExtractor:
     @torch.no_grad()
     def __call__(self, xyz, rgb=None) -> CloudFeatures:
         """Features of one cloud (N, 3) in any frame; normalised like `PointCloudPredictor`."""
-        with capture_blocks(self.model, self.indices) as captured:
+        with eval_mode(self.model), capture_blocks(self.model, self.indices) as captured:
             self.predictor.set_point_cloud(xyz, rgb)
         cloud = self.predictor.embedding
         width = self.model.config.vit_width

@@ -30,7 +30,7 @@ def _iter_objects(path: Path, points: int, report: ConversionReport) -> Iterator
     objects = sorted(p.parent for p in find_files(path, "result.json"))
     if not objects:
         raise InputError(f"{path}: no PartNet objects (folders with result.json) found")
-    categories = _index_categories(path)
+    categories = index_categories(path)
     for obj in objects:
         pts = obj / "point_sample" / f"pts-{points}.txt"
         lab = obj / "point_sample" / f"label-{points}.txt"
@@ -38,7 +38,7 @@ def _iter_objects(path: Path, points: int, report: ConversionReport) -> Iterator
             report.skip(obj, f"no point_sample/pts-{points}.txt and label-{points}.txt")
             continue
         try:
-            cloud = partnet_object(obj, points, _category(obj, path, categories), report)
+            cloud = partnet_object(obj, points, object_category(obj, path, categories), report)
         except (ValueError, OSError, KeyError, TypeError) as exc:
             report.skip(obj, f"unreadable: {exc}")
             continue
@@ -102,7 +102,7 @@ def _walk(nodes: list[dict], prefix: str, level: int) -> Iterator[tuple[str, int
         yield from below
 
 
-def _index_categories(root: Path) -> dict[Path, str]:
+def index_categories(root: Path) -> dict[Path, str]:
     """Object folder → category from an ``INDEX.csv`` (path, category columns) at or above `root`."""
     for folder in (root, *root.parents):
         index = folder / "INDEX.csv"
@@ -114,7 +114,7 @@ def _index_categories(root: Path) -> dict[Path, str]:
     return {}
 
 
-def _category(obj: Path, root: Path, index: dict[Path, str]) -> str:
+def object_category(obj: Path, root: Path, index: dict[Path, str]) -> str:
     """Category: INDEX.csv, else meta.json's model_cat, else the parent folder's name."""
     if obj.resolve() in index:
         return index[obj.resolve()]

@@ -13,7 +13,7 @@ import numpy as np
 import trimesh
 
 from pointsam.data.converters.files import find_files
-from pointsam.data.converters.partnet import LICENCE, _category
+from pointsam.data.converters.partnet import LICENCE, object_category
 from pointsam.data.converters.report import Conversion, ConversionReport
 from pointsam.data.dataset import LabelledCloud
 from pointsam.errors import FileFormatError, InputError
@@ -263,7 +263,7 @@ def _iter_objects(path: Path, points: int, strict: bool, min_mask_points: int, s
                 continue
             report.note(obj, "meshes split/repaired upstream (urdf_nonstandard_mesh_names); kept")
         try:
-            yield mobility_object(obj, points, _category(obj, path, categories), min_mask_points, seed,
+            yield mobility_object(obj, points, object_category(obj, path, categories), min_mask_points, seed,
                                   report)
         except (InputError, FileFormatError, ValueError, OSError) as exc:
             report.skip(obj, str(exc).replace(f"{obj}/", ""))
@@ -284,7 +284,7 @@ def mobility_object(obj: Path, points: int = 10000, category: str = "", min_mask
     if missing:
         raise InputError(f"no meshes: {len(missing)} of {len(files)} mesh files missing (e.g. {missing[0]})")
     poses = link_transforms(urdf)
-    mesh, link_of_face, part_of_face, links, parts = _posed_mesh(urdf, poses)
+    mesh, link_of_face, part_of_face, links, parts = posed_mesh(urdf, poses)
     sample = sample_mesh(mesh, points, seed=seed)
     link_id, part_id = link_of_face[sample.face_index], part_of_face[sample.face_index]
     semantics = read_semantics(obj / "semantics.txt")
@@ -320,8 +320,8 @@ def mobility_object(obj: Path, points: int = 10000, category: str = "", min_mask
                          category=category, source=str(obj), name=f"{category or 'obj'}_{obj.name}")
 
 
-def _posed_mesh(urdf: Urdf, poses: dict[str, np.ndarray]
-                ) -> tuple[trimesh.Trimesh, np.ndarray, np.ndarray, list[str], list[tuple[int, str]]]:
+def posed_mesh(urdf: Urdf, poses: dict[str, np.ndarray]
+               ) -> tuple[trimesh.Trimesh, np.ndarray, np.ndarray, list[str], list[tuple[int, str]]]:
     """All visuals placed in the world as one mesh, with each face's link and (link, part) index."""
     vertices, faces, face_link, face_part = [], [], [], []
     links: list[str] = []
