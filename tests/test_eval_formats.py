@@ -188,7 +188,7 @@ def test_scanobjectnn_bad_inputs(tmp_path, scanobjectnn, monkeypatch):
 
 
 def test_mobility_eval_cloud_labels_each_point_with_its_link(data_dir, tmp_path):
-    from pointsam.data.converters.partnet_mobility import _posed_mesh, link_transforms, read_urdf
+    from pointsam.data.converters.partnet_mobility import link_transforms, posed_mesh, read_urdf
     from pointsam.engine.evalclouds import convert_mobility_eval, mobility_eval_cloud
 
     obj = data_dir / "partnet_mobility" / "Faucet" / "1280"
@@ -201,7 +201,7 @@ def test_mobility_eval_cloud_labels_each_point_with_its_link(data_dir, tmp_path)
     assert len(owners) == len(np.unique(owners)) == 1500  # every point in exactly one link mask
     # Each point lies on the surface of its own link: compare with dense samples of every link.
     urdf = read_urdf(obj / "mobility.urdf")
-    mesh, link_of_face, _, links, _ = _posed_mesh(urdf, link_transforms(urdf))
+    mesh, link_of_face, _, links, _ = posed_mesh(urdf, link_transforms(urdf))
     scale = float(np.ptp(mesh.vertices, axis=0).max())
     surfaces = {}
     for name in cloud.names:

@@ -20,7 +20,7 @@ from pointsam.app.sidecar import folder_is_writable
 from pointsam.errors import FileFormatError, InputError
 from pointsam.io.mesh import MESH_EXTENSIONS
 from pointsam.io.readers import TEXT_EXTENSIONS
-from pointsam.io.writers import atomic_output
+from pointsam.utils.files import atomic_output
 
 CLOUD_SUFFIXES = (".ply", ".las", ".laz", ".pcd", ".npy", ".npz", *TEXT_EXTENSIONS, *MESH_EXTENSIONS)
 PROGRESS_FILE = "pointsam-dataset.json"

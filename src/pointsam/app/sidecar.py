@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pointsam.errors import FileFormatError
-from pointsam.io.writers import atomic_output
+from pointsam.utils.files import atomic_output
 
 FORMAT = "pointsam-annotation"
 VERSION = 1

@@ -11,7 +11,7 @@ from pointsam.cli_common import add_common_arguments
 from pointsam.errors import PointSAMError
 
 CONVERT_FORMATS = ("partnet", "partnet-mobility", "shapenet-part", "ply", "scannet-pointcept", "scannet",
-                   "s3dis", "semantickitti")
+                   "s3dis", "semantickitti", "agile3d", "scanobjectnn", "partnet-mobility-eval")
 
 
 def add_convert_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,12 @@ def add_convert_parser(sub: argparse._SubParsersAction) -> None:
     conv.add_argument("--points", type=int, default=10000,
                       help="partnet: use point_sample/pts-POINTS.txt; partnet-mobility: points sampled "
                       "per object (default 10000)")
+    conv.add_argument("--setup", choices=("auto", "multi", "single"), default="auto",
+                      help="agile3d: multi-object scans/ or single-object crops (default: auto)")
+    conv.add_argument("--y-up", action="store_true",
+                      help="agile3d: rotate z-up data to y-up, as the official KITTI-360 evaluation does")
+    conv.add_argument("--categories", nargs="+", metavar="CAT",
+                      help="partnet-mobility-eval: categories to render (default: the paper's held-out ones)")
     conv.add_argument("--strict", action="store_true",
                       help="partnet-mobility: skip objects flagged urdf_nonstandard_mesh_names in INDEX.csv")
     conv.add_argument("--blocks", action="store_true",
@@ -56,7 +62,10 @@ def run_convert(args: argparse.Namespace) -> None:
 
     options = {"ply": {"field": args.field}, "partnet": {"points": args.points},
                "partnet-mobility": {"points": args.points, "strict": args.strict,
-                                    "min_mask_points": args.min_mask_points}}
+                                    "min_mask_points": args.min_mask_points},
+               "agile3d": {"setup": args.setup, "y_up": args.y_up},
+               "partnet-mobility-eval": {"points": args.points,
+                                         **({"categories": args.categories} if args.categories else {})}}
     conversion = FORMATS[args.format](args.input, **options.get(args.format, {}))
     report = conversion.report
     val = set(args.val_categories)

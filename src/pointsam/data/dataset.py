@@ -76,8 +76,8 @@ from types import TracebackType
 import numpy as np
 
 from pointsam.errors import FileFormatError, InputError
-from pointsam.io.pointcloud import rgb_to_uint8
-from pointsam.io.writers import atomic_output
+from pointsam.preprocessing import check_xyz, rgb_to_uint8
+from pointsam.utils.files import atomic_output, current_umask
 
 FORMAT = "pointsam-dataset"
 FORMAT_VERSION = 1
@@ -110,7 +110,7 @@ class LabelledCloud:
     dropped_empty: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
-        self.xyz = _check_xyz(self.xyz)
+        self.xyz = np.ascontiguousarray(check_xyz(self.xyz), dtype=np.float32)
         n = len(self.xyz)
         if self.rgb is not None:
             rgb = np.asarray(self.rgb)
@@ -295,16 +295,6 @@ def _scalar_str(arrays: dict[str, np.ndarray], key: str) -> str:
     if value.shape != () or value.dtype.kind != "U":
         raise InputError(f"{key} must be a unicode scalar, got {value.dtype} {value.shape}")
     return str(value)
-
-
-def _check_xyz(xyz: np.ndarray) -> np.ndarray:
-    xyz = np.asarray(xyz)
-    if xyz.ndim != 2 or xyz.shape[1] != 3 or xyz.dtype.kind not in "iuf":
-        raise InputError(f"xyz must be a numeric (N, 3) array, got {xyz.dtype} {xyz.shape}")
-    if not np.isfinite(xyz).all():
-        bad = int((~np.isfinite(xyz)).any(axis=1).sum())
-        raise InputError(f"xyz has {bad} point(s) with NaN or infinite coordinates")
-    return np.ascontiguousarray(xyz, dtype=np.float32)
 
 
 def _check_mask(mask: np.ndarray, n: int, i: int) -> np.ndarray:
@@ -583,7 +573,7 @@ class DatasetWriter:
             return self.root
         write_index(self._tmp, self._clouds, **self.meta, splits=self._splits or None)
         if not self.root.exists() or not any(self.root.iterdir()):
-            os.chmod(self._tmp, 0o777 & ~_umask())
+            os.chmod(self._tmp, 0o777 & ~current_umask())
             os.replace(self._tmp, self.root)  # rename(2) also replaces an empty folder
         else:
             self._replace_owned()
@@ -621,8 +611,3 @@ class DatasetWriter:
         else:
             self.abort()
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -18,9 +18,9 @@ from scipy.spatial import cKDTree
 from pointsam.data.converters.files import find_files
 from pointsam.data.converters.partnet import LICENCE
 from pointsam.data.converters.partnet_mobility import (
-    _index_rows,
-    _posed_mesh,
+    index_rows,
     link_transforms,
+    posed_mesh,
     read_semantics,
     read_urdf,
 )
@@ -67,7 +67,7 @@ def mobility_eval_cloud(obj: str | Path, num_points: int = NUM_POINTS, num_views
     """One PartNet-Mobility object folder -> its fused evaluation cloud with a mask per link."""
     obj = Path(obj)
     urdf = read_urdf(obj / "mobility.urdf")
-    mesh, link_of_face, _, links, _ = _posed_mesh(urdf, link_transforms(urdf))
+    mesh, link_of_face, _, links, _ = posed_mesh(urdf, link_transforms(urdf))
     bounds = mesh.bounds
     center = bounds.mean(axis=0)
     radius = float(np.linalg.norm(np.asarray(mesh.vertices) - center, axis=1).max())
@@ -109,7 +109,7 @@ def _iter_eval(path: Path, wanted: set[str] | None, points: int, settings: dict,
     objects = sorted(p.parent for p in find_files(path, "mobility.urdf"))
     if not objects:
         raise InputError(f"{path}: no PartNet-Mobility objects (folders with mobility.urdf)")
-    index = _index_rows(path)
+    index = index_rows(path)
     found = 0
     for obj in objects:
         category = index.get(obj.resolve(), {}).get("category") or obj.parent.name

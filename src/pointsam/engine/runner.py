@@ -35,7 +35,7 @@ from pointsam.engine.render import load_colored_mesh, render_mesh
 from pointsam.engine.sam2d import ProposalSettings
 from pointsam.errors import InputError
 from pointsam.io.mesh import MESH_EXTENSIONS
-from pointsam.io.writers import atomic_output
+from pointsam.utils.files import atomic_output
 
 STATE = ".engine"
 LICENCE = "pseudo labels of the input meshes: the meshes' own licence applies"

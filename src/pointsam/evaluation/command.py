@@ -80,7 +80,7 @@ def run_eval(args: argparse.Namespace) -> None:
     if not clouds:
         raise InputError(f"no clouds to evaluate in {args.dataset} with the given split/categories")
     if args.baseline == "mv-sam":
-        from pointsam.engine.mvsam import run_mvsam_eval
+        from pointsam.evaluation.mvsam import run_mvsam_eval
 
         return run_mvsam_eval(args, dataset.subset(clouds))
     model = load_model_from_args(args)
@@ -109,7 +109,7 @@ def _run_proposals(args: argparse.Namespace, model, subset) -> None:
 
     from pointsam.automatic import AutomaticMaskGenerator
     from pointsam.evaluation.proposals import evaluate_proposals
-    from pointsam.io.writers import atomic_output
+    from pointsam.utils.files import atomic_output
 
     json_path, md_path = args.out / "proposals.json", args.out / "proposals.md"
     generator = AutomaticMaskGenerator(

@@ -59,7 +59,7 @@ def run_fewshot(args: argparse.Namespace) -> None:
     from pointsam.fewshot.evaluate import evaluate_episodes, format_table
     from pointsam.fewshot.features import DEFAULT_LAYERS, FeatureExtractor
     from pointsam.fewshot.head import HeadConfig
-    from pointsam.io.writers import atomic_output
+    from pointsam.utils.files import atomic_output
 
     if args.out is not None:
         if args.out.suffix.lower() != ".json":

@@ -8,7 +8,7 @@ import numpy as np
 
 from pointsam.errors import FileFormatError, InputError
 from pointsam.io.pointcloud import PointCloud, rgb_to_uint8
-from pointsam.io.writers import atomic_output
+from pointsam.utils.files import atomic_output
 
 
 def _int32(values: np.ndarray, n: int, what: str) -> np.ndarray:

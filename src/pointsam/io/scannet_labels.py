@@ -11,7 +11,7 @@ import numpy as np
 
 from pointsam.errors import FileFormatError, InputError
 from pointsam.io.classmap import ClassMap
-from pointsam.io.writers import atomic_output
+from pointsam.utils.files import atomic_output
 
 SEGS_SUFFIX = "_vh_clean_2.0.010000.segs.json"
 AGGREGATION_SUFFIX = ".aggregation.json"

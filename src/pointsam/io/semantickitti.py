@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pointsam.errors import FileFormatError, InputError
-from pointsam.io.writers import atomic_output
+from pointsam.utils.files import atomic_output
 
 _MAX16 = 0xFFFF
 

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from pointsam.data.converters.agile3d import convert_agile3d
 from pointsam.data.converters.blocks import scene_blocks
 from pointsam.data.converters.instances import convert_ply, from_instance_labels, group_labels
 from pointsam.data.converters.partnet import convert_partnet, partnet_object
@@ -10,6 +11,7 @@ from pointsam.data.converters.report import Conversion, ConversionReport
 from pointsam.data.converters.s3dis import convert_s3dis
 from pointsam.data.converters.scannet_pointcept import convert_scannet_pointcept, pointcept_scene
 from pointsam.data.converters.scannet_raw import convert_scannet
+from pointsam.data.converters.scanobjectnn import convert_scanobjectnn
 from pointsam.data.converters.semantickitti import convert_semantickitti
 from pointsam.data.converters.shapenet_part import convert_shapenet_part
 
@@ -23,10 +25,22 @@ FORMATS: dict[str, Callable[..., Conversion]] = {
     "scannet": convert_scannet,
     "s3dis": convert_s3dis,
     "semantickitti": convert_semantickitti,
+    "agile3d": convert_agile3d,
+    "scanobjectnn": convert_scanobjectnn,
+    "partnet-mobility-eval": lambda *a, **k: _mobility_eval(*a, **k),
 }
+
+
+def _mobility_eval(path, **options) -> Conversion:
+    """PartNet-Mobility evaluation clouds (12 fused views): imported lazily, the engine imports converters."""
+    from pointsam.engine.evalclouds import convert_mobility_eval
+
+    return convert_mobility_eval(path, **options)
 
 __all__ = [
     "FORMATS",
+    "convert_agile3d",
+    "convert_scanobjectnn",
     "Conversion",
     "ConversionReport",
     "convert_partnet",

@@ -253,7 +253,7 @@ def _iter_objects(path: Path, points: int, strict: bool, min_mask_points: int, s
     objects = sorted(p.parent for p in find_files(path, "mobility.urdf"))
     if not objects:
         raise InputError(f"{path}: no PartNet-Mobility objects (folders with mobility.urdf) found")
-    index = _index_rows(path)
+    index = index_rows(path)
     categories = {p: row.get("category", "") for p, row in index.items()}
     for obj in objects:
         row = index.get(obj.resolve(), {})
@@ -356,7 +356,7 @@ def posed_mesh(urdf: Urdf, poses: dict[str, np.ndarray]
     return mesh, np.concatenate(face_link), np.concatenate(face_part), links, parts
 
 
-def _index_rows(root: Path) -> dict[Path, dict[str, str]]:
+def index_rows(root: Path) -> dict[Path, dict[str, str]]:
     """Object folder → its row of an ``INDEX.csv`` (with a ``path`` column) at or above `root`."""
     for folder in (root, *root.parents):
         index = folder / "INDEX.csv"
