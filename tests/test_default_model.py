@@ -69,11 +69,12 @@ def test_segments_the_example_parts_better_than_an_untrained_model(default_model
 @pytest.mark.skipif(not (SHARED / "partnet_mobility").is_dir(), reason="needs ../shared/data")
 def test_held_out_category_iou_improves_with_clicks(default_model):
     """Faucet was held out of training: clicks must still find its parts, and more clicks must help."""
-    from itertools import islice
-
     from pointsam.evaluation.interactive import evaluate_interactive, summarize
 
-    clouds = list(islice(convert_partnet(SHARED / "partnet_mobility" / "Faucet"), 2))
+    # two pinned faucets (the shared folder grows; these were the first two when the test was tuned)
+    faucets = SHARED / "partnet_mobility" / "Faucet"
+    clouds = [c for obj in ("1280", "14") for c in convert_partnet(faucets / obj)]
+    assert len(clouds) == 2
     summary = summarize(evaluate_interactive(PointCloudPredictor(default_model), clouds, max_clicks=5))
     ious = summary["per_object_mean"]
     assert ious["IoU@5"] > 45, ious
