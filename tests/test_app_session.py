@@ -224,7 +224,7 @@ def test_export_ply_npy_json(session, cloud, tmp_path):
     mask, obj = _accept_best(session, A, name="seat", label="chair")
     out = tmp_path / "out"
     plan = export_session(session, cloud, out, "tiko")
-    assert sorted(plan) == ["classes", "instance_npy", "json", "label_npy", "ply"]
+    assert sorted(plan) == ["classes", "instance_npy", "json", "label_npy", "pcd", "ply", "semantickitti"]
     assert json.loads(plan["classes"].read_text())["classes"] == [
         {"id": 1, "name": "chair", "color": [255, 127, 14], "key": "", "stuff": False}]
     ply = PlyData.read(str(plan["ply"]))["vertex"]
