@@ -198,3 +198,28 @@ def test_semantickitti_preset_writes_unlabelled_as_its_unlabeled_class(predictor
     assert (back.labels == np.where(label < 0, 0, label)).all()  # 0 = 'unlabeled', as in SemanticKITTI
     assert back.class_map.by_id(0).name == "unlabeled" and back.class_map.by_id(10).name == "car"
     assert plan["classes"].name == "000000.classes.json"
+
+
+def test_las_export_uses_the_class_maps_codes(predictor, cloud, tmp_path):
+    from pointsam.io import write_labels
+    from pointsam.io.las_labels import read_las_classes
+
+    las_path = tmp_path / "tiko.las"
+    write_labels(las_path, cloud.xyz, np.full(len(cloud.xyz), 2), cloud.rgb)
+    las_cloud = read_point_cloud(las_path)
+    s = AnnotationSession.open(predictor, las_cloud.xyz, tmp_path / "a.json",
+                               class_map=PRESETS["scannet20"]())
+    accept_region(s, np.arange(0, 500), "wall")  # id 0: the LAS code must not be 0 ('never classified')
+    accept_region(s, np.arange(500, 600), "chair")
+    plan = export_session(s, las_cloud, tmp_path / "out", "tiko")
+    codes = read_point_cloud(plan["las"]).extra["classification"]
+    assert (codes[:500] == 64).all() and (codes[500:600] == 68).all() and (codes[600:] == 0).all()
+    _, back = read_las_classes(plan["las"], load_class_map(plan["classes"]))
+    assert np.array_equal(back, s.class_labels())
+
+    a = AnnotationSession.open(predictor, las_cloud.xyz, tmp_path / "b.json", class_map=PRESETS["asprs"]())
+    accept_region(a, np.arange(0, 300), "ground")
+    accept_region(a, np.arange(300, 400), "building")
+    plan = export_session(a, las_cloud, tmp_path / "asprs", "tiko")
+    codes = read_point_cloud(plan["las"]).extra["classification"]
+    assert (codes[:300] == 2).all() and (codes[300:400] == 6).all()  # ASPRS ground, building

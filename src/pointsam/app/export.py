@@ -1,6 +1,7 @@
 """Export a session's objects: PLY (label + instance), NPY, SemanticKITTI `.label`, PCD with label fields,
-LAS classification, JSON, labelled mesh, and one class map beside them (`STEM.classes.json`, the ids of the
-label fields; `pointsam.io.labelformats.read_label_files` reads the label files back with it)."""
+LAS classification (the class map's ASPRS / user codes), JSON, labelled mesh, and one class map beside them
+(`STEM.classes.json`, the ids of the label fields; `pointsam.io.labelformats.read_label_files` and
+`pointsam.io.las_labels.read_las_classes` read the label files back with it)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import numpy as np
 
 from pointsam.app.session import AnnotationSession
 from pointsam.errors import PointSAMError
-from pointsam.io import PointCloud, labels_to_faces, write_labels, write_mesh_labels, write_ply
+from pointsam.io import PointCloud, labels_to_faces, write_mesh_labels, write_ply
 from pointsam.io.classmap import ClassEntry, ClassMap
+from pointsam.io.las_labels import write_las_classes
 from pointsam.io.palette import label_colors
 from pointsam.io.writers import atomic_output
 
@@ -111,13 +113,12 @@ def export_session(session: AnnotationSession, cloud: PointCloud, out_dir: Path,
               overwrite=overwrite, source=cloud)
     _save_npy(plan["label_npy"], label, overwrite)
     _save_npy(plan["instance_npy"], instance, overwrite)
-    if "las" in plan:  # the source LAS re-read: every original field kept, classification = class id
-        write_labels(plan["las"], cloud.xyz, label, cloud.rgb, source=cloud, overwrite=overwrite,
-                     classification_from_labels=True)
+    cmap = session_class_map(session)
+    if "las" in plan:  # the source LAS re-read: every original field kept, classification = the map's code
+        write_las_classes(plan["las"], cloud.xyz, label, cmap, cloud.rgb, source=cloud, overwrite=overwrite)
     if "mesh" in plan:  # faces take the majority object id of their points
         faces = labels_to_faces(cloud.mesh, cloud.xyz, cloud.face_index, instance)
         write_mesh_labels(plan["mesh"], cloud.mesh, faces, overwrite=overwrite, source_path=cloud.source)
-    cmap = session_class_map(session)
     skipped = unwritable_kinds(cmap, label)
     for kind, (_, writer) in LABEL_WRITERS.items():
         if kind not in skipped:
