@@ -43,6 +43,9 @@ def test_semantickitti_yaml_is_read_with_bgr_colours(tmp_path):
     path.write_text("labels:\n  0: unlabeled\n  10: car\ncolor_map:\n  0: [0, 0, 0]\n  10: [245, 150, 100]\n")
     cmap = load_class_map(path)
     assert cmap.ids == [0, 10] and cmap.by_id(10).color == (100, 150, 245)
+    path.write_text("labels:\n  0: unlabeled\ncolor_map:\n  0: [0, 0, 0]\n  12: [245, 150, 100]\n")
+    with pytest.raises(FileFormatError, match="color_map has class id.*12.*'labels' does not list"):
+        load_class_map(path)
 
 
 def test_las_codes_round_trip_and_user_codes():

@@ -355,6 +355,11 @@ def class_map_from_dict(doc: object, name: str = "") -> ClassMap:
         return ClassMap(classes, name=str(doc.get("name") or name))
     if "labels" in doc and isinstance(doc["labels"], Mapping):  # SemanticKITTI config (colours are BGR)
         bgr = doc.get("color_map") or {}
+        if not isinstance(bgr, Mapping):
+            raise InputError(f"'color_map' must map class ids to [b, g, r], got {type(bgr).__name__}")
+        unknown = [k for k in bgr if k not in doc["labels"]]
+        if unknown:
+            raise InputError(f"color_map has class id(s) {_short(unknown)} that 'labels' does not list")
         classes = []
         for key, label in doc["labels"].items():
             entry = {"id": key, "name": label}
