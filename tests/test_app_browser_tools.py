@@ -186,22 +186,6 @@ def test_dataset_mode_in_a_real_browser(tmp_path):
             page.keyboard.press("i")
             page.wait_for_function("document.getElementById('hidden-info').textContent === ''")
 
-            page.click("#next-file")
-            state = wait_state(page, "window.pointsam.state.input == 'tiko_10000_points.ply'")
-            statuses = [f["status"] for f in state["dataset"]["files"]]
-            assert statuses == ["unreadable", "in progress", "untouched"]
-
-            # restart: the server resumes at the file last open
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            proc, url = start_server(args)
-            page.goto(url)
-            state = wait_state(page, "true")
-            assert state["input"] == "tiko_10000_points.ply" and state["dataset"]["current"] == 2
-            page.click("#prev-file")
-            state = wait_state(page, "window.pointsam.state.input == 'sixaxis_10000_points.ply'")
-            assert state["objects"][0]["class"] == "chair"
-
             # two more objects, each class by its palette key: the README's screenshot (docs/)
             page.keyboard.press("b")
             for (x0, y0, x1, y1), key, cls in (((-260, -220, -140, -120), "3", "cabinet"),
@@ -222,6 +206,23 @@ def test_dataset_mode_in_a_real_browser(tmp_path):
             page.set_viewport_size({"width": 1200, "height": 1300})  # the palette below the tools too
             page.wait_for_timeout(300)
             page.screenshot(path=str(ARTIFACTS / "annotate-dataset-labelled.png"))
+
+            page.click("#next-file")
+            state = wait_state(page, "window.pointsam.state.input == 'tiko_10000_points.ply'")
+            statuses = [f["status"] for f in state["dataset"]["files"]]
+            assert statuses == ["unreadable", "in progress", "untouched"]
+
+            # restart: the server resumes at the file last open
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            proc, url = start_server(args)
+            page.goto(url)
+            state = wait_state(page, "true")
+            assert state["input"] == "tiko_10000_points.ply" and state["dataset"]["current"] == 2
+            page.click("#prev-file")
+            state = wait_state(page, "window.pointsam.state.input == 'sixaxis_10000_points.ply'")
+            assert [o["class"] for o in state["objects"]] == ["chair", "cabinet", "door"]
+
             assert (folder / "broken.ply").read_bytes() == b"ply\nnonsense\n"
             assert not (folder / "broken.ply.pointsam.json").exists()
             assert errors == []
