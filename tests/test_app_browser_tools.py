@@ -175,7 +175,8 @@ def test_dataset_mode_in_a_real_browser(tmp_path):
             assert page.input_value("#class") == "chair"
             page.keyboard.press("Enter")
             state = wait_state(page, "window.pointsam.state.objects.length == 1")
-            assert state["objects"][0]["class"] == "chair" and state["objects"][0]["class_id"] == 5
+            # ScanNet20 ids are those of segment20.npy: chair is 4
+            assert state["objects"][0]["class"] == "chair" and state["objects"][0]["class_id"] == 4
             page.select_option("#color-by", "class")
             page.screenshot(path=str(ARTIFACTS / "annotate-dataset.png"))
             page.keyboard.press("i")  # only the unlabelled points: the chair disappears
@@ -184,6 +185,27 @@ def test_dataset_mode_in_a_real_browser(tmp_path):
             page.screenshot(path=str(ARTIFACTS / "annotate-isolate.png"))
             page.keyboard.press("i")
             page.wait_for_function("document.getElementById('hidden-info').textContent === ''")
+
+            # two more objects, each class by its palette key: the README's screenshot (docs/)
+            page.keyboard.press("b")
+            for (x0, y0, x1, y1), key, cls in (((-260, -220, -140, -120), "3", "cabinet"),
+                                               ((100, -60, 260, 100), "8", "door")):
+                before = len(state["objects"])
+                page.mouse.move(cx + x0, cy + y0)
+                page.mouse.down()
+                page.mouse.move(cx + x1, cy + y1, steps=4)
+                page.mouse.up()
+                wait_state(page, "window.pointsam.state.mask_points > 0")
+                page.keyboard.press(key)
+                assert page.input_value("#class") == cls
+                page.keyboard.press("Enter")
+                state = wait_state(page, f"window.pointsam.state.objects.length == {before + 1}")
+            assert [(o["class"], o["class_id"]) for o in state["objects"]] == [("chair", 4), ("cabinet", 2),
+                                                                                ("door", 7)]
+            page.select_option("#color-by", "class")
+            page.set_viewport_size({"width": 1200, "height": 1300})  # the palette below the tools too
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(ARTIFACTS / "annotate-dataset-labelled.png"))
 
             page.click("#next-file")
             state = wait_state(page, "window.pointsam.state.input == 'tiko_10000_points.ply'")
@@ -199,7 +221,8 @@ def test_dataset_mode_in_a_real_browser(tmp_path):
             assert state["input"] == "tiko_10000_points.ply" and state["dataset"]["current"] == 2
             page.click("#prev-file")
             state = wait_state(page, "window.pointsam.state.input == 'sixaxis_10000_points.ply'")
-            assert state["objects"][0]["class"] == "chair"
+            assert [o["class"] for o in state["objects"]] == ["chair", "cabinet", "door"]
+
             assert (folder / "broken.ply").read_bytes() == b"ply\nnonsense\n"
             assert not (folder / "broken.ply.pointsam.json").exists()
             assert errors == []

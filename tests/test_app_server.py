@@ -120,7 +120,7 @@ def test_click_accept_export_over_the_api(served, cloud):
     assert json.loads(app.session.path.read_text())["objects"][1]["class"] == "table"  # saved at once
 
     status, state, _ = call(srv, "POST", "/api/export", {})
-    assert status == 200 and len(state["exported"]) == 5  # with the class map
+    assert status == 200 and len(state["exported"]) == 7  # with .label, .labels.pcd and the class map
     ply = PlyData.read(str(app.out_dir / "tiko.labels.ply"))["vertex"]
     assert np.array_equal(ply["instance"], app.session.instance_labels())
     status, err, _ = call(srv, "POST", "/api/export", {})

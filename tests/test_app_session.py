@@ -224,7 +224,7 @@ def test_export_ply_npy_json(session, cloud, tmp_path):
     mask, obj = _accept_best(session, A, name="seat", label="chair")
     out = tmp_path / "out"
     plan = export_session(session, cloud, out, "tiko")
-    assert sorted(plan) == ["classes", "instance_npy", "json", "label_npy", "ply"]
+    assert sorted(plan) == ["classes", "instance_npy", "json", "label_npy", "pcd", "ply", "semantickitti"]
     assert json.loads(plan["classes"].read_text())["classes"] == [
         {"id": 1, "name": "chair", "color": [255, 127, 14], "key": "", "stuff": False}]
     ply = PlyData.read(str(plan["ply"]))["vertex"]
@@ -249,7 +249,13 @@ def test_export_las_classification(predictor, cloud, tmp_path):
     plan = export_session(s, las_cloud, tmp_path, "tiko")
     assert plan["las"].name == "tiko.labels.las"
     relabelled = read_point_cloud(plan["las"])
-    assert np.array_equal(relabelled.extra["classification"], np.where(mask, 1, 0))
+    # class 1 has no ASPRS code in the class map: the first user code, 64; unlabelled points 0
+    assert np.array_equal(relabelled.extra["classification"], np.where(mask, 64, 0))
+    from pointsam.io.classmap import load_class_map
+    from pointsam.io.las_labels import read_las_classes
+
+    _, back = read_las_classes(plan["las"], load_class_map(plan["classes"]))
+    assert np.array_equal(back, s.class_labels())
     np.testing.assert_allclose(relabelled.xyz, las_cloud.xyz, atol=1e-6)
 
 

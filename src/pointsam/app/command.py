@@ -27,8 +27,9 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
     an.add_argument("--labels", type=Path, help="annotation file (default: INPUT.pointsam.json beside "
                     "INPUT, or in the current folder when INPUT's folder is read-only); for a FOLDER, the "
                     "folder for its annotation files (default: beside each file)")
-    an.add_argument("--classes", help="class map: a JSON file ({\"classes\": [{\"id\", \"name\", "
-                    "\"color\", \"key\", \"stuff\"}]}) or a preset: scannet20, semantickitti, asprs")
+    an.add_argument("--classes", help="class map: a .json/.yaml file ({\"classes\": [{\"id\", \"name\", "
+                    "\"color\", \"key\", \"stuff\", \"las\"}]}, see pointsam.io.classmap) or a preset: "
+                    "scannet20 (ids 0..19), semantickitti, asprs")
     an.add_argument("--semantic", action="store_true", help="semantic-only labelling: one object per "
                     "class, no instances (default: instances; stuff classes of the class map have none)")
     an.add_argument("--out-dir", type=Path, help="folder for exports (default: the annotation file's)")

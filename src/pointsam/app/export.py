@@ -1,5 +1,7 @@
-"""Export a session's objects: PLY (label + instance), NPY, LAS classification, JSON, labelled mesh, and the
-class map beside them (`STEM.classes.json`, the ids of the label fields)."""
+"""Export a session's objects: PLY (label + instance), NPY, SemanticKITTI `.label`, PCD with label fields,
+LAS classification (the class map's ASPRS / user codes), JSON, labelled mesh, and one class map beside them
+(`STEM.classes.json`, the ids of the label fields; `pointsam.io.labelformats.read_label_files` and
+`pointsam.io.las_labels.read_las_classes` read the label files back with it)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsam.app.classes import ClassEntry, ClassMap, class_map_document
 from pointsam.app.session import AnnotationSession
 from pointsam.errors import PointSAMError
-from pointsam.io import PointCloud, labels_to_faces, write_labels, write_mesh_labels, write_ply
+from pointsam.io import PointCloud, labels_to_faces, write_mesh_labels, write_ply
+from pointsam.io.classmap import ClassEntry, ClassMap
+from pointsam.io.las_labels import write_las_classes
 from pointsam.io.palette import label_colors
 from pointsam.io.writers import atomic_output
 
@@ -22,7 +25,40 @@ MESH_EXPORTS = (".ply", ".obj", ".glb")
 # kind -> (file name suffix, writer(path, cloud, label, instance, overwrite)); label/instance are (N,) int32,
 # -1 = unlabelled. Register a writer here and every export (one file or a whole folder) writes it.
 LabelWriter = Callable[[Path, PointCloud, np.ndarray, np.ndarray, bool], None]
-LABEL_WRITERS: dict[str, tuple[str, LabelWriter]] = {}
+
+
+def _write_semantickitti(path: Path, cloud: PointCloud, label: np.ndarray, instance: np.ndarray,
+                         overwrite: bool) -> None:
+    """uint32 per point: class in the low 16 bits (-1 -> 0, SemanticKITTI's 'unlabeled'), instance + 1 in
+    the high 16 bits (0 = none), as `pointsam.io.labelformats` writes and reads them."""
+    from pointsam.io.semantickitti import write_kitti_labels
+
+    write_kitti_labels(path, label, instance.astype(np.int64) + 1, overwrite=overwrite)
+
+
+def _write_pcd(path: Path, cloud: PointCloud, label: np.ndarray, instance: np.ndarray,
+               overwrite: bool) -> None:
+    """x y z [rgb] label instance (int32, -1 = unlabelled), binary PCD."""
+    from pointsam.io.pcd_labels import write_pcd_labels
+
+    write_pcd_labels(path, cloud.xyz, label, instance, cloud.rgb, overwrite=overwrite)
+
+
+LABEL_WRITERS: dict[str, tuple[str, LabelWriter]] = {
+    "semantickitti": (".label", _write_semantickitti),
+    "pcd": (".labels.pcd", _write_pcd),
+}
+
+
+def unwritable_kinds(cmap: ClassMap, label: np.ndarray) -> dict[str, str]:
+    """Label formats that cannot hold these labels, with the reason: SemanticKITTI stores unlabelled points
+    as class 0, so a map whose class 0 is a real class (ScanNet20's wall) cannot use it while points are
+    left unlabelled."""
+    if 0 in cmap.ids and (label < 0).any() and cmap.by_id(0).name.lower() not in ("unlabeled", "unlabelled"):
+        return {"semantickitti": f"not written: SemanticKITTI stores unlabelled points as class 0, which is "
+                                 f"{cmap.by_id(0).name!r} in this class map; label every point or use a "
+                                 f"class map without id 0"}
+    return {}
 
 
 def export_stem(input_path: Path) -> str:
@@ -56,7 +92,7 @@ def session_class_map(session: AnnotationSession) -> ClassMap:
     if session.class_map is not None:
         return session.class_map
     return ClassMap([ClassEntry(cid, name, tuple(int(c) for c in label_colors([cid])[0]))
-                     for name, cid in session.class_ids().items()])
+                     for name, cid in session.class_ids().items()], name=session.input_name)
 
 
 def _save_npy(path: Path, values: np.ndarray, overwrite: bool) -> None:
@@ -77,17 +113,19 @@ def export_session(session: AnnotationSession, cloud: PointCloud, out_dir: Path,
               overwrite=overwrite, source=cloud)
     _save_npy(plan["label_npy"], label, overwrite)
     _save_npy(plan["instance_npy"], instance, overwrite)
-    if "las" in plan:  # the source LAS re-read: every original field kept, classification = class id
-        write_labels(plan["las"], cloud.xyz, label, cloud.rgb, source=cloud, overwrite=overwrite,
-                     classification_from_labels=True)
+    cmap = session_class_map(session)
+    if "las" in plan:  # the source LAS re-read: every original field kept, classification = the map's code
+        write_las_classes(plan["las"], cloud.xyz, label, cmap, cloud.rgb, source=cloud, overwrite=overwrite)
     if "mesh" in plan:  # faces take the majority object id of their points
         faces = labels_to_faces(cloud.mesh, cloud.xyz, cloud.face_index, instance)
         write_mesh_labels(plan["mesh"], cloud.mesh, faces, overwrite=overwrite, source_path=cloud.source)
+    skipped = unwritable_kinds(cmap, label)
     for kind, (_, writer) in LABEL_WRITERS.items():
-        writer(plan[kind], cloud, label, instance, overwrite)
-    cmap = session_class_map(session)
-    with atomic_output(plan["classes"], overwrite) as tmp:
-        tmp.write_text(json.dumps(class_map_document(cmap), indent=1), encoding="utf-8")
+        if kind not in skipped:
+            writer(plan[kind], cloud, label, instance, overwrite)
+        elif overwrite:  # replacing confirmed: no stale file of older labels is left beside the new ones
+            plan[kind].unlink(missing_ok=True)
+    cmap.save(plan["classes"], overwrite=overwrite)
     ids = session.class_ids()
     doc = {
         "input": session.input_name,
@@ -99,11 +137,12 @@ def export_session(session: AnnotationSession, cloud: PointCloud, out_dir: Path,
         "objects": [{"id": o.id, "name": o.name, "class": o.label, "class_id": ids[o.label],
                      "num_points": int(o.indices.size), "indices": o.indices.tolist()}
                     for o in sorted(session.objects.values(), key=lambda o: o.id)],
-        "files": {k: p.name for k, p in plan.items() if k != "json"},
+        "files": {k: p.name for k, p in plan.items() if k != "json" and k not in skipped},
+        **({"not_written": skipped} if skipped else {}),
     }
     with atomic_output(plan["json"], overwrite) as tmp:
         tmp.write_text(json.dumps(doc), encoding="utf-8")
-    return plan
+    return {k: p for k, p in plan.items() if k not in skipped}
 
 
 def export_dataset(dataset, *, mesh_samples: int, class_map: ClassMap | None = None,
@@ -122,7 +161,7 @@ def export_dataset(dataset, *, mesh_samples: int, class_map: ClassMap | None = N
             continue
         try:
             cloud = read_point_cloud(f.path, mesh_samples=mesh_samples)
-            cmap = None if class_map is None else ClassMap(list(class_map.entries))
+            cmap = None if class_map is None else ClassMap(class_map.entries, name=class_map.name)
             session = AnnotationSession.open(None, cloud.xyz, sidecar, input_name=f.path.name,
                                              class_map=cmap, replay=False)
             out = dataset.out_dir / Path(f.name).parent

@@ -1,23 +1,30 @@
-"""Class maps: the id, name, colour (and ASPRS LAS code) of every class, shared by CLI, app and exports.
+"""Class maps: the id, name, colour, keyboard key, stuff flag (and ASPRS LAS code) of every class, shared
+by the CLI, the annotation app (its palette) and the label exports. The one home of classes in pointsam.
 
 A class-map file is JSON (``.json``) or YAML (``.yaml``/``.yml``)::
 
-    {"format": "pointsam-classmap", "name": "my-labels",
-     "classes": [{"id": 0, "name": "ground", "color": [120, 80, 40], "las": 2},
+    {"format": "pointsam-classmap", "version": 1, "name": "my-labels",
+     "classes": [{"id": 0, "name": "ground", "color": [120, 80, 40], "key": "1", "stuff": true, "las": 2},
                  {"id": 1, "name": "car", "color": [100, 150, 245]}]}
 
-``classes`` may also be given on its own (a list), and a SemanticKITTI-style YAML
-(``labels: {id: name}`` plus ``color_map: {id: [b, g, r]}``) is read as well. ``color`` is
-optional (the pointsam palette colour of the id is used); ``las`` is optional (the ASPRS code
-written to LAS ``classification``; classes without one get a user-definable code 64..255).
-Label -1 always means unlabelled.
+Only ``id`` and ``name`` are required: ``color`` defaults to the pointsam palette colour of the id,
+``key`` (one keyboard character the app uses to pick the class) to none, ``stuff`` (a class without
+instances, like road or floor: one object per file) to false, ``las`` (the ASPRS code written to LAS
+``classification``) to the next user-definable code 64..255. ``classes`` may also be given on its own
+(a list), files of the app's earlier ``pointsam-classes`` format are read, and a SemanticKITTI-style YAML
+(``labels: {id: name}`` plus ``color_map: {id: [b, g, r]}``) is read as well. Label -1 always means
+unlabelled.
+
+Presets (``scannet20``, ``semantickitti``, ``asprs``) use each dataset's own ids: ScanNet20 is 0..19 in the
+benchmark's class order (Pointcept's ``segment20``, as in the ScanNet scenes of the data), SemanticKITTI
+the raw ids of its ``.label`` files, ASPRS the LAS 1.4 codes.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +33,15 @@ from pointsam.errors import FileFormatError, InputError
 from pointsam.io.palette import UNLABELLED, label_colors
 
 FORMAT = "pointsam-classmap"
+#: Earlier format name of the annotation app's class-map files (still read).
+OLD_FORMATS = ("pointsam-classes",)
 #: First LAS 1.4 classification code that ASPRS leaves to users.
 LAS_USER_CODES = 64
+#: Largest class id: SemanticKITTI ``.label`` files keep the class in 16 bits.
+MAX_CLASS_ID = 65535
+MAX_CLASSES = 1000
+#: Keys the annotation app's page uses itself, so a class cannot take them (see app/static/app.js).
+RESERVED_KEYS = frozenset("zyxcnlbrvgkhitfsw?[] ")
 
 #: ASPRS LAS 1.4 standard classification codes (R15, table 17).
 ASPRS_CODES = {
@@ -41,33 +55,38 @@ ASPRS_CODES = {
 
 @dataclass(frozen=True)
 class ClassEntry:
-    """One class: integer id (>= 0), unique name, RGB colour and optional ASPRS LAS code."""
+    """One class: integer id (0..65535), unique name, RGB colour, optional ASPRS LAS code, keyboard key
+    (one character or ""), and whether it is a stuff class (no instances)."""
 
     id: int
     name: str
     color: tuple[int, int, int]
     las: int | None = None
+    key: str = field(default="", kw_only=True)
+    stuff: bool = field(default=False, kw_only=True)
 
     def to_dict(self) -> dict:
         """The entry as written in a class-map file."""
-        out: dict = {"id": self.id, "name": self.name, "color": list(self.color)}
+        out: dict = {"id": self.id, "name": self.name, "color": list(self.color), "key": self.key,
+                     "stuff": self.stuff}
         if self.las is not None:
             out["las"] = self.las
         return out
 
 
 class ClassMap(Sequence[ClassEntry]):
-    """An ordered list of classes with unique ids and names; maps labels to colours and LAS codes."""
+    """An ordered list of classes with unique ids, names, keys and LAS codes; maps labels to colours and
+    LAS codes. The app's palette grows it (`add`, `extend`); every change is checked."""
 
-    def __init__(self, classes: Iterable[ClassEntry | Mapping], name: str = "") -> None:
-        entries = [c if isinstance(c, ClassEntry) else _entry(c, i) for i, c in enumerate(classes)]
-        _check_unique([e.id for e in entries], "id")
-        _check_unique([e.name for e in entries], "name")
-        _check_unique([e.las for e in entries if e.las is not None], "LAS code")
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __init__(self, classes: Iterable[ClassEntry | Mapping] = (), name: str = "") -> None:
         self.name = str(name)
-        self._entries = tuple(entries)
-        self._by_id = {e.id: e for e in entries}
-        self._by_name = {e.name: e for e in entries}
+        self._entries: list[ClassEntry] = []
+        self._by_id: dict[int, ClassEntry] = {}
+        self._by_name: dict[str, ClassEntry] = {}
+        for i, c in enumerate(classes):
+            self.add(c, where=f"class {i + 1}")
 
     @classmethod
     def from_names(cls, names: Iterable[str], name: str = "", start: int = 0) -> ClassMap:
@@ -75,8 +94,63 @@ class ClassMap(Sequence[ClassEntry]):
         names = list(names)
         ids = np.arange(start, start + len(names))
         colors = label_colors(ids)
-        return cls([ClassEntry(int(i), str(n), tuple(int(v) for v in c))
-                    for i, n, c in zip(ids, names, colors, strict=True)], name=name)
+        return cls([ClassEntry(int(i), str(n), _rgb(c)) for i, n, c in zip(ids, names, colors, strict=True)],
+                   name=name)
+
+    @classmethod
+    def from_list(cls, items: object, where: str = "class map") -> ClassMap:
+        """Entries as in a file (a list of objects); `InputError` naming `where` and the bad entry."""
+        if not isinstance(items, list):
+            raise InputError(f"{where}: 'classes' must be a list of classes, got {type(items).__name__}")
+        try:
+            return cls(items)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+
+    # ------------------------------------------------------------------------------ the list
+
+    def add(self, entry: ClassEntry | Mapping, where: str = "class") -> ClassEntry:
+        """Append a class (checked); `InputError` when it is malformed or its id, name, key or LAS code is
+        already taken."""
+        if len(self._entries) >= MAX_CLASSES:
+            raise InputError(f"a class map holds at most {MAX_CLASSES} classes")
+        raw = entry.to_dict() if isinstance(entry, ClassEntry) else entry
+        entry = _entry(raw, where)
+        for other in self._entries:
+            if other.id == entry.id:
+                raise InputError(f"class id {entry.id} is used twice ({other.name!r} and {entry.name!r})")
+            if other.name == entry.name:
+                raise InputError(f"class name {entry.name!r} is used twice (ids {other.id} and {entry.id})")
+            if entry.key and other.key == entry.key:
+                raise InputError(f"key {entry.key!r} is used twice ({other.name!r} and {entry.name!r})")
+            if entry.las is not None and other.las == entry.las:
+                raise InputError(f"LAS code {entry.las} is used twice ({other.name!r} and {entry.name!r})")
+        self._entries.append(entry)
+        self._by_id[entry.id] = entry
+        self._by_name[entry.name] = entry
+        return entry
+
+    def extend(self, names: Iterable[str]) -> list[ClassEntry]:
+        """Add every name not yet in the map with a fresh id (above the highest) and its palette colour;
+        returns the added classes."""
+        added = []
+        for name in names:
+            if self.get(name) is None:
+                cid = max(self._by_id, default=0) + 1
+                if cid > MAX_CLASS_ID:
+                    raise InputError(f"no class ids left for {name!r} (at most {MAX_CLASS_ID})")
+                added.append(self.add(ClassEntry(cid, name, _rgb(label_colors([cid])[0]))))
+        return added
+
+    @property
+    def entries(self) -> list[ClassEntry]:
+        """The classes in order (a copy); assigning a list replaces them, checked as in the constructor."""
+        return list(self._entries)
+
+    @entries.setter
+    def entries(self, entries: Iterable[ClassEntry]) -> None:
+        fresh = ClassMap(entries, name=self.name)
+        self._entries, self._by_id, self._by_name = fresh._entries, fresh._by_id, fresh._by_name
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -102,6 +176,10 @@ class ClassMap(Sequence[ClassEntry]):
     def names(self) -> list[str]:
         """Class names in file order."""
         return [e.name for e in self._entries]
+
+    def get(self, name: str) -> ClassEntry | None:
+        """The class called `name`, or None."""
+        return self._by_name.get(name)
 
     def by_id(self, class_id: int) -> ClassEntry:
         """The class with this id (InputError naming the known ids when there is none)."""
@@ -179,9 +257,13 @@ class ClassMap(Sequence[ClassEntry]):
 
     # ---------------------------------------------------------------------------------- files
 
+    def to_list(self) -> list[dict]:
+        """The classes as written in a class-map file (JSON-ready)."""
+        return [e.to_dict() for e in self._entries]
+
     def to_dict(self) -> dict:
         """The map as written in a class-map file."""
-        return {"format": FORMAT, "name": self.name, "classes": [e.to_dict() for e in self._entries]}
+        return {"format": FORMAT, "version": 1, "name": self.name, "classes": self.to_list()}
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the map as ``.json`` or ``.yaml``/``.yml``, atomically, never replacing a file unasked."""
@@ -215,14 +297,8 @@ def _short(values: Sequence) -> str:
     return ", ".join(map(str, values[:12])) + (f", ... ({len(values)} in all)" if len(values) > 12 else "")
 
 
-def _check_unique(values: list, what: str) -> None:
-    seen, dup = set(), []
-    for v in values:
-        if v in seen and v not in dup:
-            dup.append(v)
-        seen.add(v)
-    if dup:
-        raise InputError(f"class map has duplicate class {what}(s): {_short(dup)}")
+def _rgb(color) -> tuple[int, int, int]:
+    return (int(color[0]), int(color[1]), int(color[2]))
 
 
 def _int(value: object, what: str, lo: int, hi: int) -> int:
@@ -231,24 +307,36 @@ def _int(value: object, what: str, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _entry(raw: Mapping, index: int) -> ClassEntry:
+def _entry(raw: object, where: str) -> ClassEntry:
+    """A checked class from its file form; `InputError` saying what is wrong with `where`."""
     if not isinstance(raw, Mapping) or "id" not in raw or "name" not in raw:
-        raise InputError(f"class {index} must be an object with at least 'id' and 'name', got {raw!r}")
-    class_id = _int(raw["id"], f"class {index}: id", 0, 2**31 - 1)
+        raise InputError(f"{where} must be an object with at least 'id' and 'name', got {raw!r}")
+    class_id = _int(raw["id"], f"{where}: id", 0, MAX_CLASS_ID)
     name = raw["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(f"class {index}: name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        raise InputError(f"{where}: name must be text of 1..100 characters, got {name!r}")
+    name = " ".join(name.split())
+    where = f"{where} ({name})"
     color = raw.get("color", raw.get("colour"))
     if color is None:
-        rgb = tuple(int(v) for v in label_colors(np.array([class_id]))[0])
+        rgb = _rgb(label_colors(np.array([class_id]))[0])
     else:
-        if not isinstance(color, Sequence) or isinstance(color, str) or len(color) != 3:
-            raise InputError(f"class {index} ({name}): color must be [r, g, b], got {color!r}")
-        rgb = tuple(_int(v, f"class {index} ({name}): color value", 0, 255) for v in color)
+        if (not isinstance(color, Sequence) or isinstance(color, str) or len(color) != 3
+                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255
+                           for v in color)):
+            raise InputError(f"{where}: color must be [r, g, b] with integers 0..255, got {color!r}")
+        rgb = _rgb(color)
     las = raw.get("las")
     if las is not None:
-        las = _int(las, f"class {index} ({name}): las code", 0, 255)
-    return ClassEntry(class_id, name, rgb, las)  # type: ignore[arg-type]
+        las = _int(las, f"{where}: las code", 0, 255)
+    key = raw.get("key") or ""
+    if not isinstance(key, str) or len(key) > 1 or (key and key.lower() in RESERVED_KEYS):
+        raise InputError(f"{where}: key must be one character that is not one of the app's own "
+                         f"shortcuts ({''.join(sorted(RESERVED_KEYS)).strip()}), got {key!r}")
+    stuff = raw.get("stuff", False)
+    if not isinstance(stuff, bool):
+        raise InputError(f"{where}: stuff must be true or false, got {stuff!r}")
+    return ClassEntry(class_id, name, rgb, las, key=key, stuff=stuff)
 
 
 def class_map_from_dict(doc: object, name: str = "") -> ClassMap:
@@ -256,15 +344,22 @@ def class_map_from_dict(doc: object, name: str = "") -> ClassMap:
     if isinstance(doc, list):
         return ClassMap(doc, name=name)
     if not isinstance(doc, Mapping):
-        raise InputError(f"a class map must be an object or a list of classes, got {type(doc).__name__}")
+        raise InputError(f"a class map must be an object with a 'classes' list (or a list of classes), "
+                         f"got {type(doc).__name__}")
     if "classes" in doc:
-        if doc.get("format", FORMAT) != FORMAT:
+        if doc.get("format", FORMAT) not in (FORMAT, *OLD_FORMATS):
             raise InputError(f"format is {doc.get('format')!r}, expected {FORMAT!r}")
-        if not isinstance(doc["classes"], list):
-            raise InputError("'classes' must be a list")
-        return ClassMap(doc["classes"], name=str(doc.get("name") or name))
+        classes = doc["classes"]
+        if not isinstance(classes, list):
+            raise InputError(f"'classes' must be a list of classes, got {type(classes).__name__}")
+        return ClassMap(classes, name=str(doc.get("name") or name))
     if "labels" in doc and isinstance(doc["labels"], Mapping):  # SemanticKITTI config (colours are BGR)
         bgr = doc.get("color_map") or {}
+        if not isinstance(bgr, Mapping):
+            raise InputError(f"'color_map' must map class ids to [b, g, r], got {type(bgr).__name__}")
+        unknown = [k for k in bgr if k not in doc["labels"]]
+        if unknown:
+            raise InputError(f"color_map has class id(s) {_short(unknown)} that 'labels' does not list")
         classes = []
         for key, label in doc["labels"].items():
             entry = {"id": key, "name": label}
@@ -275,46 +370,68 @@ def class_map_from_dict(doc: object, name: str = "") -> ClassMap:
     raise InputError("a class map needs a 'classes' list (or SemanticKITTI-style 'labels')")
 
 
+def _preset_key(spec: str | Path) -> str:
+    return str(spec).lower().replace("-", "").replace("_", "")
+
+
 def load_class_map(spec: str | Path) -> ClassMap:
-    """A preset (``scannet20``, ``semantickitti``, ``asprs``) or a ``.json``/``.yaml`` class-map file."""
-    key = str(spec).lower()
-    if key in PRESETS and not Path(spec).is_file():
-        return PRESETS[key]()
+    """A preset (``scannet20``, ``semantickitti``, ``asprs``; case, ``-`` and ``_`` ignored) or a
+    ``.json``/``.yaml`` class-map file; `FileFormatError` saying what is wrong and where."""
     path = Path(spec)
+    if _preset_key(spec) in PRESETS and not path.is_file():
+        return PRESETS[_preset_key(spec)]()
     if not path.is_file():
-        raise FileFormatError(f"{path}: no such class-map file, and not a preset "
-                              f"({', '.join(sorted(PRESETS))})")
-    text = path.read_text(encoding="utf-8")
+        raise FileFormatError(f"{spec}: no such file, and not a preset ({', '.join(PRESETS)})")
     ext = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{path}: not a readable class map ({exc})") from exc
     try:
         if ext in (".yaml", ".yml"):
             yaml = _yaml()
             try:
                 doc = yaml.safe_load(text)
             except yaml.YAMLError as exc:
-                raise FileFormatError(f"{path}: not valid YAML: {exc}") from exc
+                raise FileFormatError(f"{path}: not a readable class map: not valid YAML: {exc}") from exc
         elif ext == ".json":
             try:
                 doc = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise FileFormatError(f"{path}: not valid JSON: {exc}") from exc
+                raise FileFormatError(f"{path}: not a readable class map: not valid JSON: {exc}") from exc
         else:
             raise FileFormatError(f"{path}: a class map is .json, .yaml or .yml, not {ext or '(none)'!r}")
         return class_map_from_dict(doc, name=path.stem)
+    except FileFormatError:
+        raise
     except InputError as exc:
         raise FileFormatError(f"{path}: {exc}") from exc
 
 
 # -------------------------------------------------------------------------------------- presets
+#: Keyboard keys of the first ten classes of a preset.
+_KEYS = "1234567890"
 
 
 def scannet20() -> ClassMap:
-    """ScanNet20 (the benchmark's 20 classes, ids 0..19 as in Pointcept ``segment20``)."""
+    """ScanNet20: ids 0..19 in the benchmark's class order (Pointcept ``segment20``, as in the ScanNet
+    scenes of the data and ``segment20.npy``), the benchmark's colours; wall and floor are stuff."""
     from pointsam.data.converters.scannet_pointcept import SCANNET20
 
-    return ClassMap.from_names(SCANNET20, name="scannet20")
+    return ClassMap([ClassEntry(i, n, _SCANNET_RGB[n], key=_KEYS[i] if i < len(_KEYS) else "",
+                                stuff=n in ("wall", "floor")) for i, n in enumerate(SCANNET20)],
+                    name="scannet20")
 
 
+#: The ScanNet benchmark's colours of its 20 classes.
+_SCANNET_RGB = {
+    "wall": (174, 199, 232), "floor": (152, 223, 138), "cabinet": (31, 119, 180), "bed": (255, 187, 120),
+    "chair": (188, 189, 34), "sofa": (140, 86, 75), "table": (255, 152, 150), "door": (214, 39, 40),
+    "window": (197, 176, 213), "bookshelf": (148, 103, 189), "picture": (196, 156, 148),
+    "counter": (23, 190, 207), "desk": (247, 182, 210), "curtain": (219, 219, 141),
+    "refrigerator": (255, 127, 14), "shower curtain": (158, 218, 229), "toilet": (44, 160, 44),
+    "sink": (112, 128, 144), "bathtub": (227, 119, 194), "otherfurniture": (82, 84, 163),
+}
 #: SemanticKITTI colours, RGB (the dataset's semantic-kitti.yaml stores them as BGR).
 _KITTI_RGB = {
     0: (0, 0, 0), 1: (255, 0, 0), 10: (100, 150, 245), 11: (100, 230, 245), 13: (100, 80, 250),
@@ -327,21 +444,38 @@ _KITTI_RGB = {
 }
 #: SemanticKITTI classes that have an ASPRS LAS equivalent.
 _KITTI_LAS = {0: 0, 40: 11, 50: 6, 70: 5, 72: 3, 1: 7}
+_KITTI_KEYS = {"car": "1", "bicycle": "2", "motorcycle": "3", "truck": "4", "other-vehicle": "5",
+               "person": "6", "bicyclist": "7", "motorcyclist": "8", "road": "9", "parking": "0"}
+_KITTI_STUFF = {"unlabeled", "outlier", "road", "parking", "sidewalk", "other-ground", "building", "fence",
+                "other-structure", "lane-marking", "vegetation", "trunk", "terrain", "pole", "traffic-sign"}
 
 
 def semantickitti() -> ClassMap:
-    """SemanticKITTI's raw label ids (lower 16 bits of a ``.label`` value), names and colours."""
+    """SemanticKITTI's raw label ids (lower 16 bits of a ``.label`` value), names and colours; 0 is its
+    'unlabeled'. Ground, structures and vegetation are stuff."""
     from pointsam.data.converters.semantickitti import CLASS_NAMES
 
-    return ClassMap([ClassEntry(i, n, _KITTI_RGB[i], _KITTI_LAS.get(i)) for i, n in CLASS_NAMES.items()],
+    return ClassMap([ClassEntry(i, n, _KITTI_RGB[i], _KITTI_LAS.get(i), key=_KITTI_KEYS.get(n, ""),
+                                stuff=n in _KITTI_STUFF) for i, n in CLASS_NAMES.items()],
                     name="semantickitti")
 
 
+#: Colours of the ASPRS classes (ground brown, vegetation greens, water blue, ...).
+_ASPRS_RGB = {
+    0: (120, 120, 120), 1: (170, 170, 170), 2: (166, 118, 61), 3: (148, 214, 91), 4: (61, 173, 59),
+    5: (22, 110, 40), 6: (222, 76, 60), 7: (255, 0, 255), 9: (64, 136, 230), 10: (120, 90, 160),
+    11: (90, 90, 90), 13: (250, 230, 90), 14: (255, 200, 40), 15: (240, 140, 30), 16: (200, 160, 60),
+    17: (160, 120, 100), 18: (255, 60, 255),
+}
+_ASPRS_THINGS = {6, 13, 14, 15, 16, 17}  # buildings, wires, towers, bridges have instances
+
+
 def asprs() -> ClassMap:
-    """The ASPRS LAS 1.4 standard classes: id = LAS code."""
-    colors = label_colors(np.array(list(ASPRS_CODES)))
-    return ClassMap([ClassEntry(code, name, tuple(int(v) for v in c), code)
-                     for (code, name), c in zip(ASPRS_CODES.items(), colors, strict=True)], name="asprs")
+    """The ASPRS LAS 1.4 standard classes: id = LAS code, key = the code's digit (codes 1..9, 10 -> 0)."""
+    return ClassMap([ClassEntry(code, name, _ASPRS_RGB[code], code,
+                                key=str(code % 10) if 1 <= code <= 10 and code != 8 else "",
+                                stuff=code not in _ASPRS_THINGS)
+                     for code, name in ASPRS_CODES.items()], name="asprs")
 
 
 PRESETS = {"scannet20": scannet20, "semantickitti": semantickitti, "asprs": asprs}
