@@ -17,7 +17,7 @@ from pointsam.io import PointCloud, labels_to_faces, write_mesh_labels, write_pl
 from pointsam.io.classmap import ClassEntry, ClassMap
 from pointsam.io.las_labels import write_las_classes
 from pointsam.io.palette import label_colors
-from pointsam.io.writers import atomic_output
+from pointsam.utils.files import atomic_output
 
 MESH_EXPORTS = (".ply", ".obj", ".glb")
 

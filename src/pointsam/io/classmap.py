@@ -267,7 +267,7 @@ class ClassMap(Sequence[ClassEntry]):
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the map as ``.json`` or ``.yaml``/``.yml``, atomically, never replacing a file unasked."""
-        from pointsam.io.writers import atomic_output
+        from pointsam.utils.files import atomic_output
 
         path = Path(path)
         ext = path.suffix.lower()
