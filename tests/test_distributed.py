@@ -171,3 +171,37 @@ def test_pointsam_train_under_torchrun(tmp_path):
 
 if __name__ == "__main__":
     _worker(*sys.argv[1:3])
+
+
+# ----------------------------------------------------------------------------- the one reader of the env
+
+
+def test_launch_env_reads_torchrun_variables(monkeypatch):
+    from pointsam.errors import InputError
+    from pointsam.utils.distributed import ENV_VARS, DistInfo, launch_env
+
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    assert launch_env() == DistInfo(0, 0, 1) and launch_env().is_main and not launch_env().distributed
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    info = launch_env()
+    assert info == DistInfo(2, 0, 3) and info.distributed and not info.is_main
+    monkeypatch.setenv("RANK", "3")
+    with pytest.raises(InputError, match="RANK < WORLD_SIZE"):
+        launch_env()
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(InputError, match="RANK='x' is not an integer"):
+        launch_env()
+
+
+def test_single_process_without_torchrun(monkeypatch):
+    from pointsam.train.distributed import dist_info, init_distributed
+    from pointsam.utils.distributed import ENV_VARS
+
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    info, device = init_distributed("cpu")
+    assert info == dist_info() and not info.distributed and device == torch.device("cpu")

@@ -1,10 +1,11 @@
 """Point-SAM training: the iterative click simulation with autograd, and the `Trainer`.
 
-`train_step` follows the official `PointSAM.forward` (training branch): encode once; iteration 0
-clicks the gt centre and decodes three masks, feeding back the logits of the one with the highest
-predicted IoU; each later iteration adds a click from the error region of the fed-back mask and
-decodes one mask with the previous logits as mask prompt. Mask-refinement iterations (the last one
-plus one drawn from [1, iters - 1]) add no click and only update the mask prompt.
+`train_step` follows the official `PointSAM.forward` (training branch): encode once, then the click
+rollout of `pointsam.rollout` (the one evaluation uses) with autograd: iteration 0 clicks the gt
+centre and decodes three masks, feeding back the logits of the one with the highest predicted IoU;
+each later iteration adds a click from the error region of the fed-back mask and decodes one mask
+with the previous logits as mask prompt. Mask-refinement iterations (the last one plus one drawn
+from [1, iters - 1]) add no click and only update the mask prompt.
 
 `Trainer` runs in one process, or data-parallel under `torchrun` once `init_distributed` has set up
 the process group: the rollout runs inside a `DistributedDataParallel` module, every rank draws
@@ -27,10 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from pointsam.checkpoint import save_model
-from pointsam.data.clicks import first_click, next_click
 from pointsam.data.dataset import LabelledCloud
 from pointsam.errors import InputError
-from pointsam.modeling.point_sam import PointSAM, build_model
+from pointsam.modeling import PointSAM, build_model
+from pointsam.rollout import click_rollout
 from pointsam.train.config import TrainConfig
 from pointsam.train.distributed import all_gather_objects, all_reduce_mean, barrier, dist_info
 from pointsam.train.losses import RolloutLoss, rollout_loss
@@ -85,41 +86,15 @@ def train_step(
     if coords.dim() != 3 or gt.dim() != 3 or gt.shape[0] != coords.shape[0] or gt.shape[2] != coords.shape[1]:
         raise InputError(f"batch: coords {list(coords.shape)} and gt {list(gt.shape)} do not match")
     b, m, n = gt.shape
-    p = b * m
-    gt_flat = gt.reshape(p, n).bool()
+    gt_flat = gt.reshape(b * m, n).bool()
     if not gt_flat.any(dim=1).all():
         raise InputError("batch: every gt mask must have at least one point")
     refine = refinement_iters(cfg.prompt_iters, rng)
     amp = autocast_dtype(cfg.precision, coords.device)  # the model under autocast, the losses in fp32
     with _autocast(coords.device, amp):
         cloud = model.encode(coords, features)
-    xyz = coords.detach().cpu().repeat_interleave(m, dim=0)  # [P, N, 3] cloud of each prompt set
-    gt_cpu = gt_flat.cpu()
-    rows = torch.arange(p)
-    indices = torch.empty(p, 0, dtype=torch.long)
-    labels = torch.empty(p, 0, dtype=torch.bool)
-    prev: Tensor | None = None
-    iterations: list[tuple[Tensor, Tensor]] = []
-    for i in range(cfg.prompt_iters):
-        if i == 0:
-            clicks = [first_click(xyz[j], gt_cpu[j]) for j in range(p)]
-        elif i in refine:
-            clicks = []
-        else:
-            pred = (prev.detach() > 0).cpu()
-            clicks = [next_click(xyz[j], gt_cpu[j], pred[j]) for j in range(p)]
-        if clicks:
-            indices = torch.cat([indices, torch.tensor([[c.index] for c in clicks])], dim=1)
-            labels = torch.cat([labels, torch.tensor([[c.positive] for c in clicks])], dim=1)
-        prompt_coords = xyz[rows[:, None], indices].to(coords.device)
-        with _autocast(coords.device, amp):
-            logits, iou_preds = model.decode(
-                cloud, prompt_coords, labels.to(coords.device), prev, multimask_output=i == 0
-            )
-        iterations.append((logits.float(), iou_preds.float()))
-        chosen = iou_preds.detach().argmax(dim=1)
-        prev = logits[torch.arange(p, device=logits.device), chosen]
-    return rollout_loss(iterations, gt_flat.to(coords.device))
+    steps = click_rollout(model, cloud, gt_flat, cfg.prompt_iters, refine, autocast=amp)
+    return rollout_loss([(s.masks, s.iou_preds) for s in steps], gt_flat.to(coords.device))
 
 
 def lr_factor(step: int, warmup_steps: int, milestones: Sequence[int], gamma: float) -> float:
