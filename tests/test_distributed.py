@@ -22,10 +22,11 @@ from pointsam.data.dataset import DatasetWriter, PointCloudDataset
 from pointsam.train.config import TrainConfig
 from pointsam.train.loop import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, Trainer
 
+from conftest import TINY_CONFIG_KW
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PARTNET = DATA / "partnet_mobility"
 OBJECTS = ["Faucet/1280", "Bottle/3558", "Bottle/3574", "Table/26608", "Bottle/3614"]
-TINY = dict(vit_depth=1, vit_width=64, vit_heads=2, num_patches=32, patch_size=16)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,9 +41,9 @@ def partnet_dataset(root: Path) -> Path:
 
 
 def config(out_dir: Path, **kw) -> TrainConfig:
-    base = dict(model_overrides=TINY, num_points=512, prompt_iters=2, batch_size=1, grad_accum=2,
-                lr=1e-3, weight_decay=0.1, warmup_steps=0, milestones=[1000], max_steps=2, log_every=1,
-                ckpt_every=100, seed=3, tensorboard=False, out_dir=str(out_dir))
+    base = dict(model_overrides=dict(TINY_CONFIG_KW), num_points=512, prompt_iters=2, batch_size=1,
+                grad_accum=2, lr=1e-3, weight_decay=0.1, warmup_steps=0, milestones=[1000], max_steps=2,
+                log_every=1, ckpt_every=100, seed=3, tensorboard=False, out_dir=str(out_dir))
     base.update(kw)
     return TrainConfig(**base)
 

@@ -15,7 +15,7 @@ from pointsam.train.config import TrainConfig
 from pointsam.train.loop import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, Trainer, lr_factor, train_step
 from pointsam.train.sampling import collate, make_sample, rotation_matrix
 
-TINY = dict(vit_depth=1, vit_width=64, vit_heads=2, num_patches=32, patch_size=16)
+from conftest import TINY_CONFIG_KW, tiny_model
 
 
 def blobs(seed: int, k: int, n: int = 512, rgb: bool = True) -> LabelledCloud:
@@ -30,9 +30,9 @@ def blobs(seed: int, k: int, n: int = 512, rgb: bool = True) -> LabelledCloud:
 
 
 def tiny_cfg(tmp_path, **kw) -> TrainConfig:
-    base = dict(model="large", model_overrides=dict(TINY), num_points=512, prompt_iters=3, lr=1e-4,
+    base = dict(model="base", model_overrides=dict(TINY_CONFIG_KW), num_points=256, prompt_iters=3, lr=1e-4,
                 weight_decay=0.0, warmup_steps=2, milestones=[1000], batch_size=2, max_steps=4,
-                log_every=1, ckpt_every=100, out_dir=str(tmp_path / "run"), seed=0)
+                log_every=1, ckpt_every=100, out_dir=str(tmp_path / "run"), seed=0, tensorboard=False)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -108,7 +108,7 @@ def test_lr_factor_warmup_and_decay():
 
 def test_train_step_rollout_shapes_and_gradients(tmp_path):
     cfg = tiny_cfg(tmp_path, prompt_iters=4)
-    trainer = Trainer(None, [blobs(0, 2), blobs(1, 3)], cfg)
+    trainer = Trainer(None, [blobs(0, 2, n=256), blobs(1, 3, n=256)], cfg)
     out = train_step(trainer.model, trainer.next_batch(), cfg, np.random.default_rng(0))
     assert len(out.iou) == 4 and out.total.requires_grad
     assert out.chosen[0].shape == (4,)  # P = B * M prompt sets
@@ -118,8 +118,52 @@ def test_train_step_rollout_shapes_and_gradients(tmp_path):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.pc_encoder.parameters())
 
 
+def two_blobs() -> LabelledCloud:
+    """Two round blobs of 128 points at x = -1 and x = +1, one mask each."""
+    r = np.random.default_rng(0)
+    centres = np.repeat([[-1.0, 0, 0], [1.0, 0, 0]], 128, axis=0)
+    xyz = centres + r.normal(size=(256, 3)) * 0.3
+    return LabelledCloud(xyz=xyz.astype(np.float32), masks=[np.arange(128), np.arange(128, 256)])
+
+
+def test_tiny_model_overfits_one_batch():
+    """The rollout loss trains the model: from "the whole cloud" (IoU 0.5) to the clicked blob."""
+    batch = collate([make_sample(two_blobs(), 256, 2, np.random.default_rng(0), augment=False)])
+    cfg = TrainConfig(model="base", model_overrides=dict(TINY_CONFIG_KW), prompt_iters=1)
+    model = tiny_model(0).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    losses, ious = [], []
+    for _ in range(14):
+        out = train_step(model, batch, cfg, np.random.default_rng(0))
+        optimizer.zero_grad()
+        out.total.backward()
+        optimizer.step()
+        losses.append(out.total.item())
+        ious.append(out.iou[0].item())
+    assert ious[0] <= 0.5  # an untrained model marks both blobs (or worse)
+    assert np.mean(losses[-2:]) < 0.2 * losses[0]
+    assert min(ious[-2:]) > 0.95
+
+
+def test_fit_logs_checkpoints_and_saves_the_trained_weights(tmp_path):
+    cfg = tiny_cfg(tmp_path, max_steps=3, log_every=2, prompt_iters=2)
+    trainer = Trainer(None, [blobs(0, 2, n=256), blobs(1, 3, n=256)], cfg)
+    history = trainer.fit()
+    assert [h["step"] for h in history] == [1, 2, 3]
+    lines = [json.loads(s) for s in (tmp_path / "run" / METRICS_FILE).read_text().splitlines()]
+    assert [m["step"] for m in lines] == [2, 3]  # every log_every steps and the last one
+    assert {"loss", "loss_mask", "loss_iou", "iou", "lr", "time_s"} <= set(lines[0])
+    assert len(lines[0]["iou"]) == 2
+    assert (tmp_path / "run" / CHECKPOINT_FILE).is_file()
+    model = load_model(tmp_path / "run" / MODEL_FILE, device="cpu")
+    ref = trainer.model.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.slow
 def test_tiny_model_overfits_two_clouds(tmp_path):
-    cfg = tiny_cfg(tmp_path, max_steps=50, augment=False, log_every=10)
+    """End to end: 50 Trainer steps on two clouds lower the loss and raise the IoU."""
+    cfg = tiny_cfg(tmp_path, max_steps=50, augment=False, log_every=10, lr=1e-3, warmup_steps=0)
     trainer = Trainer(None, [blobs(0, 2), blobs(1, 3)], cfg)
     history = trainer.fit()
     assert len(history) == 50
@@ -129,21 +173,16 @@ def test_tiny_model_overfits_two_clouds(tmp_path):
     assert np.mean(ious[-5:]) > np.mean(ious[:5]) + 0.1
     lines = [json.loads(s) for s in (tmp_path / "run" / METRICS_FILE).read_text().splitlines()]
     assert [m["step"] for m in lines] == [10, 20, 30, 40, 50]
-    assert {"loss", "loss_mask", "loss_iou", "iou", "lr"} <= set(lines[0]) and len(lines[0]["iou"]) == 3
-    assert (tmp_path / "run" / CHECKPOINT_FILE).is_file()
-    model = load_model(tmp_path / "run" / MODEL_FILE, device="cpu")
-    ref = trainer.model.state_dict()
-    assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
 
 
 def test_resume_reproduces_the_next_step(tmp_path):
-    data = [blobs(0, 2), blobs(1, 3), blobs(2, 2)]
-    cfg = tiny_cfg(tmp_path, grad_accum=2, batch_size=1, prompt_iters=3)
+    data = [blobs(0, 2, n=256), blobs(1, 3, n=256), blobs(2, 2, n=256)]
+    cfg = tiny_cfg(tmp_path, grad_accum=2, batch_size=1, prompt_iters=2)
     first = Trainer(None, data, cfg)
     first.fit(max_steps=2)
     expected = first.train_one_step()
 
-    second = Trainer(None, data, tiny_cfg(tmp_path, grad_accum=2, batch_size=1, prompt_iters=3, seed=5))
+    second = Trainer(None, data, tiny_cfg(tmp_path, grad_accum=2, batch_size=1, prompt_iters=2, seed=5))
     assert second.resume() == 2
     got = second.train_one_step()
     assert got["step"] == expected["step"] == 3
@@ -199,7 +238,7 @@ def test_config_validation_errors(kw, match):
 
 def test_config_from_file(tmp_path):
     path = tmp_path / "cfg.json"
-    path.write_text(json.dumps({"lr": 1e-4, "milestones": [10, 20], "model_overrides": TINY}))
+    path.write_text(json.dumps({"lr": 1e-4, "milestones": [10, 20], "model_overrides": TINY_CONFIG_KW}))
     cfg = TrainConfig.from_file(path).validate()
     assert cfg.lr == 1e-4 and cfg.milestones == [10, 20] and cfg.model_config().vit_width == 64
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
