@@ -51,6 +51,21 @@ def test_train_resume_and_finetune(tmp_path, capsys):
     assert (tmp_path / "ft" / "model.safetensors").exists()
 
 
+def test_train_never_overwrites_a_users_model_or_metrics(tmp_path, capsys):
+    data = _dataset(tmp_path / "ds")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"model_overrides": TINY_CONFIG_KW, "num_points": 128, "prompt_iters": 1,
+                               "batch_size": 1, "max_steps": 1, "tensorboard": False}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"weights")
+    (run / "metrics.jsonl").write_text("{}\n")
+    assert main(["train", str(cfg), "--data", str(data), "--out-dir", str(run), "--device", "cpu"]) == 2
+    assert "model.safetensors, metrics.jsonl" in capsys.readouterr().err
+    assert (run / "model.safetensors").read_bytes() == b"weights"
+    assert (run / "metrics.jsonl").read_text() == "{}\n"
+
+
 def test_train_bad_inputs(tmp_path, capsys):
     assert main(["train", str(tmp_path / "missing.json"), "--data", str(tmp_path)]) == 2
     cfg = tmp_path / "bad.json"

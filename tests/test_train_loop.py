@@ -13,6 +13,8 @@ from pointsam.data.dataset import LabelledCloud
 from pointsam.errors import InputError
 from pointsam.train.config import TrainConfig
 from pointsam.train.loop import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, Trainer, lr_factor, train_step
+from pointsam.train.monitor import format_duration, status_line
+from pointsam.train.run_dir import check_run_dir
 from pointsam.train.sampling import collate, make_sample, rotation_matrix
 
 from conftest import TINY_CONFIG_KW, tiny_model
@@ -176,13 +178,13 @@ def test_tiny_model_overfits_two_clouds(tmp_path):
 
 
 def test_resume_reproduces_the_next_step(tmp_path):
-    data = [blobs(0, 2, n=256), blobs(1, 3, n=256), blobs(2, 2, n=256)]
-    cfg = tiny_cfg(tmp_path, grad_accum=2, batch_size=1, prompt_iters=2)
-    first = Trainer(None, data, cfg)
-    first.fit(max_steps=2)
+    data = [blobs(0, 2, n=128), blobs(1, 3, n=128), blobs(2, 2, n=128)]
+    kw = dict(grad_accum=2, batch_size=1, prompt_iters=2, num_points=128)
+    first = Trainer(None, data, tiny_cfg(tmp_path, **kw))
+    first.fit(max_steps=2)  # the second step starts the second pass over the 3 clouds
     expected = first.train_one_step()
 
-    second = Trainer(None, data, tiny_cfg(tmp_path, grad_accum=2, batch_size=1, prompt_iters=2, seed=5))
+    second = Trainer(None, data, tiny_cfg(tmp_path, seed=5, **kw))
     assert second.resume() == 2
     got = second.train_one_step()
     assert got["step"] == expected["step"] == 3
@@ -197,6 +199,65 @@ def test_resume_without_checkpoint(tmp_path):
     trainer = Trainer(None, [blobs(0, 2)], tiny_cfg(tmp_path))
     with pytest.raises(FileNotFoundError):
         trainer.resume()
+
+
+# ----------------------------------------------------------------------------- run folder, progress
+
+
+def quick_cfg(tmp_path, **kw) -> TrainConfig:
+    return tiny_cfg(tmp_path, num_points=128, prompt_iters=1, batch_size=1, max_steps=1, **kw)
+
+
+def test_new_run_refuses_another_runs_files_and_overwrite_replaces_only_them(tmp_path):
+    data = [blobs(0, 2, n=128)]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / MODEL_FILE).write_bytes(b"the user's weights")
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="model.safetensors.*--resume.*--overwrite"):
+        Trainer(None, data, quick_cfg(tmp_path)).fit()
+    assert (run / MODEL_FILE).read_bytes() == b"the user's weights" and not (run / METRICS_FILE).exists()
+    (run / MODEL_FILE).unlink()
+    (run / METRICS_FILE).write_text('{"step": 7, "loss": 1.0}\n')
+    with pytest.raises(FileExistsError, match="metrics.jsonl"):
+        Trainer(None, data, quick_cfg(tmp_path)).fit()
+    with pytest.raises(FileExistsError, match="metrics.jsonl"):
+        Trainer(None, data, quick_cfg(tmp_path)).save_checkpoint()
+    (run / MODEL_FILE).write_bytes(b"the user's weights")
+    Trainer(None, data, quick_cfg(tmp_path), overwrite=True).fit()
+    assert [json.loads(s)["step"] for s in (run / METRICS_FILE).read_text().splitlines()] == [1]
+    assert load_model(run / MODEL_FILE, device="cpu") is not None
+    assert (run / "notes.txt").read_text() == "mine"  # not a run file: kept
+    # A folder with other files only is fine.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    check_run_dir(other)
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        check_run_dir(other, resume=True)
+    with pytest.raises(FileExistsError, match="pass one of them"):
+        check_run_dir(run, resume=True, overwrite=True)
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint_and_prints_progress(tmp_path, capsys):
+    data = [blobs(0, 2, n=128)]
+    Trainer(None, data, quick_cfg(tmp_path)).fit()  # checkpoint at step 1
+    log = tmp_path / "run" / METRICS_FILE
+    log.write_text(log.read_text() + '{"step": 2, "loss": 9}\n{"step": 3, "loss": 9}\n')  # then a crash
+    trainer = Trainer(None, data, quick_cfg(tmp_path))
+    assert trainer.resume() == 1
+    trainer.fit(max_steps=3, progress=True, status_every_s=1e9)
+    lines = [json.loads(s) for s in log.read_text().splitlines()]
+    assert [m["step"] for m in lines] == [1, 2, 3] and lines[1]["loss"] != 9
+    err = capsys.readouterr().err.splitlines()  # not a terminal: status lines, no bar
+    assert len(err) == 2 and err[0].startswith("step 2/3 (67%) loss ") and "/step, ETA" in err[0]
+    assert err[1].startswith("step 3/3 (100%)") and err[1].endswith("ETA 0.0s")
+
+
+def test_format_duration_and_status_line():
+    assert [format_duration(s) for s in (12.34, 185, 3725)] == ["12.3s", "3m 05s", "1h 02m"]
+    line = status_line({"step": 10, "loss": 0.5, "iou": [0.2, 0.4]}, 100, 10, 20.0)
+    assert line == "step 10/100 (10%) loss 0.5000 iou 0.400 | 2.0s/step, ETA 3m 00s"
 
 
 def test_collate_rejects_mismatched_samples():

@@ -36,14 +36,13 @@ from pointsam.train.config import TrainConfig
 from pointsam.train.distributed import all_gather_objects, all_reduce_mean, barrier, dist_info
 from pointsam.train.losses import RolloutLoss, rollout_loss
 from pointsam.train.mixture import DatasetMixture, load_mixture
-from pointsam.train.monitor import METRICS_FILE, RunMonitor
+from pointsam.train.monitor import METRICS_FILE, STATUS_EVERY_S, RunMonitor
+from pointsam.train.run_dir import CHECKPOINT_FILE, MODEL_FILE, check_run_dir, clear_run_files
 from pointsam.train.sampling import TrainSample, collate, make_sample
 
 __all__ = ["CHECKPOINT_FILE", "METRICS_FILE", "MODEL_FILE", "RolloutModule", "Trainer", "autocast_dtype",
            "lr_factor", "refinement_iters", "resolve_precision", "train_step"]
 
-CHECKPOINT_FILE = "checkpoint.pt"
-MODEL_FILE = "model.safetensors"
 WARMUP_START = 0.001
 
 
@@ -140,6 +139,8 @@ class Trainer:
     """AdamW, warm-up + step decay, gradient accumulation, value clipping; one process or DDP.
 
     dataset: a sequence of clouds, a `DatasetMixture`, or None to open `cfg.datasets`.
+    overwrite: a new run may replace another run's files in `cfg.out_dir` (deleted when training
+    starts); without it such a folder is refused, and only `resume` continues the run there.
     """
 
     def __init__(
@@ -148,6 +149,7 @@ class Trainer:
         dataset: Sequence[LabelledCloud] | None,
         cfg: TrainConfig,
         device: torch.device | str = "cpu",
+        overwrite: bool = False,
     ) -> None:
         self.cfg = cfg.validate()
         if dataset is None:
@@ -173,6 +175,8 @@ class Trainer:
         parts = len(dataset.parts) if isinstance(dataset, DatasetMixture) else 0
         self._orders: list[list[int]] = [[] for _ in range(parts)]
         self.out_dir = Path(cfg.out_dir)
+        self.overwrite = overwrite
+        self._claimed = False  # whether this run owns out_dir (checked, or resumed from it)
         self._rollout = RolloutModule(self.model, self.cfg, self.rng)
         self._ddp: nn.Module | None = None
         if self.dist.distributed:
@@ -250,13 +254,16 @@ class Trainer:
             "iou": [round(float(x), 6) for x in means[3:]],
         }
 
-    def fit(self, max_steps: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    def fit(self, max_steps: int | None = None, progress: bool = False,
+            status_every_s: float = STATUS_EVERY_S) -> list[dict[str, Any]]:
         """Train until `max_steps` (default cfg.max_steps); log and checkpoint on rank 0; return metrics.
 
-        progress: show a tqdm bar (rank 0 only).
+        progress: on rank 0, a tqdm bar on a terminal, otherwise a status line (step time, ETA) after
+        the first step, every `status_every_s` seconds and at the end, on stderr.
         """
         end = self.cfg.max_steps if max_steps is None else max_steps
-        monitor = (RunMonitor(self.out_dir, self.step, end, self.cfg.tensorboard, progress)
+        self._claim_out_dir()
+        monitor = (RunMonitor(self.out_dir, self.step, end, self.cfg.tensorboard, progress, status_every_s)
                    if self.dist.is_main else None)
         history: list[dict[str, Any]] = []
         t0 = time.perf_counter()
@@ -277,6 +284,23 @@ class Trainer:
         return history
 
     # ------------------------------------------------------------------ checkpoints
+    def _claim_out_dir(self) -> None:
+        """Before this run first writes: refuse another run's files in out_dir, or delete them with
+        `overwrite` (rank 0 decides; every rank must call it)."""
+        if self._claimed:
+            return
+        problem = None
+        if self.dist.is_main:
+            try:
+                check_run_dir(self.out_dir, overwrite=self.overwrite)
+                clear_run_files(self.out_dir)
+            except FileExistsError as exc:
+                problem = str(exc)
+        problem = all_gather_objects(problem)[0]
+        if problem:
+            raise FileExistsError(problem)
+        self._claimed = True
+
     def _data_state(self) -> dict[str, Any]:
         """This rank's data order and RNG states."""
         state: dict[str, Any] = {"order": list(self._order), "numpy_rng": _rng_state(self.rng),
@@ -336,6 +360,7 @@ class Trainer:
 
         Under DDP every rank must call it; only rank 0 writes.
         """
+        self._claim_out_dir()
         ranks = all_gather_objects(self._data_state())
         path = self.out_dir / CHECKPOINT_FILE
         if self.dist.is_main:
@@ -348,10 +373,17 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path | None = None) -> int:
-        """Restore the state saved in `path` (default out_dir/checkpoint.pt); return the step reached."""
-        path = Path(path) if path is not None else self.out_dir / CHECKPOINT_FILE
+        """Restore the state saved in `path` (default out_dir/checkpoint.pt); return the step reached.
+
+        Resuming from out_dir's own checkpoint continues that run there (its metrics past the
+        checkpoint's step are dropped); from elsewhere, out_dir is checked as for a new run.
+        """
+        own = self.out_dir / CHECKPOINT_FILE
+        path = Path(path) if path is not None else own
         if not path.is_file():
             raise FileNotFoundError(f"no training checkpoint at {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
         self.load_state_dict(state)
+        if path.resolve() == own.resolve():
+            self._claimed = True
         return self.step
