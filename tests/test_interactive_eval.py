@@ -81,9 +81,25 @@ def test_constant_predictor_iou_is_mask_fraction(tmp_path):
     assert {f.name for f in files} >= {"results.json", "report.md"}
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(data["objects"]) == 2
-    assert "| toy | 2 |" in (tmp_path / "out" / "report.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| | masks | IoU@1 |" in report and "| toy | 2 |" in report and "mean over masks" in report
     with pytest.raises(FileExistsError):
         write_report(results, s, tmp_path / "out")
+
+
+def test_report_without_matplotlib_skips_the_plot_with_a_note(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+    results = [ObjectResult("a", 0, "x", "cat", 10, 3, [0.5, 1.0])]
+    notes: list[str] = []
+    files = write_report(results, summarize(results), tmp_path / "out", note=notes.append)
+    assert [f.name for f in files] == ["results.json", "report.md"]
+    assert not (tmp_path / "out" / "iou_vs_clicks.png").exists()
+    assert len(notes) == 1 and "pip install" in notes[0] and "matplotlib" in notes[0]
+    assert notes[0] in (tmp_path / "out" / "report.md").read_text()
+    with pytest.warns(UserWarning, match="matplotlib"):
+        write_report(results, summarize(results), tmp_path / "out2")
 
 
 def test_real_model_runs_on_shared_partnet(data_dir):

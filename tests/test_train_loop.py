@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -90,6 +91,11 @@ def test_sample_rejects_cloud_without_masks():
 
 
 def test_rotation_matrix_is_orthonormal_and_y_rotation_keeps_y():
+    ax, ay, az = 0.1, -0.2, 0.15
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    np.testing.assert_allclose(rotation_matrix(np.array([ax, ay, az])), rx @ ry @ rz, atol=1e-12)
     r = rotation_matrix(np.array([0.1, -0.2, 0.15]))
     assert np.allclose(r @ r.T, np.eye(3)) and np.isclose(np.linalg.det(r), 1.0)
     ry = rotation_matrix(np.array([0.0, 1.0, 0.0]))
@@ -310,3 +316,14 @@ def test_config_from_file(tmp_path):
     yml.write_text("lr: 0.001\nprompt_iters: 3\n")
     pytest.importorskip("yaml")
     assert TrainConfig.from_file(yml).prompt_iters == 3
+    yml.write_text("lr: [0.001\n")
+    with pytest.raises(InputError, match="invalid YAML"):
+        TrainConfig.from_file(yml)
+
+
+def test_yaml_config_without_pyyaml_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import fails
+    yml = tmp_path / "cfg.yml"
+    yml.write_text("lr: 0.001\n")
+    with pytest.raises(InputError, match="needs PyYAML.*pip install pyyaml.*as .json"):
+        TrainConfig.from_file(yml)

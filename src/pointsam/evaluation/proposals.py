@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from pointsam.data.dataset import LabelledCloud
+from pointsam.data import LabelledCloud
 from pointsam.utils.masks import index_iou_matrix
 
 AR_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))

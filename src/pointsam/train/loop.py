@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from pointsam.checkpoint import save_model
-from pointsam.data.dataset import LabelledCloud
+from pointsam.data import LabelledCloud
 from pointsam.errors import InputError
 from pointsam.modeling import PointSAM, build_model
 from pointsam.rollout import click_rollout
