@@ -20,7 +20,9 @@ from pointsam.automatic import (
 from pointsam.io import read_point_cloud
 from pointsam.predictor import PointCloudPredictor
 
-TINY = PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2, num_patches=32, patch_size=16)
+from conftest import TINY_CONFIG_KW
+
+TINY = PointSAMConfig.base(**TINY_CONFIG_KW)
 CENTERS = np.array([[0, 0, 0], [6, 0, 0], [0, 6, 0], [6, 6, 1], [3, 3, 5]], np.float64)
 
 
@@ -251,9 +253,7 @@ def test_everything_command_writes_all_formats(tmp_path, capsys):
     from pointsam.cli import main
 
     example = files("pointsam") / "assets" / "example_table.ply"
-    ckpt = save_model(build_model(PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2,
-                                                       num_patches=32, patch_size=16)),
-                      tmp_path / "m.safetensors")
+    ckpt = save_model(build_model(TINY), tmp_path / "m.safetensors")
     common = [str(example), "--checkpoint", str(ckpt), "--num-prompts", "16"]
     assert main(["everything", *common, "--out", str(tmp_path / "o.ply")]) == 0
     v = PlyData.read(str(tmp_path / "o.ply"))["vertex"]

@@ -22,10 +22,11 @@ from pointsam.data.dataset import DatasetWriter, PointCloudDataset
 from pointsam.train.config import TrainConfig
 from pointsam.train.loop import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, Trainer
 
+from conftest import TINY_CONFIG_KW
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PARTNET = DATA / "partnet_mobility"
 OBJECTS = ["Faucet/1280", "Bottle/3558", "Bottle/3574", "Table/26608", "Bottle/3614"]
-TINY = dict(vit_depth=1, vit_width=64, vit_heads=2, num_patches=32, patch_size=16)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,9 +41,9 @@ def partnet_dataset(root: Path) -> Path:
 
 
 def config(out_dir: Path, **kw) -> TrainConfig:
-    base = dict(model_overrides=TINY, num_points=512, prompt_iters=2, batch_size=1, grad_accum=2,
-                lr=1e-3, weight_decay=0.1, warmup_steps=0, milestones=[1000], max_steps=2, log_every=1,
-                ckpt_every=100, seed=3, tensorboard=False, out_dir=str(out_dir))
+    base = dict(model_overrides=dict(TINY_CONFIG_KW), num_points=512, prompt_iters=2, batch_size=1,
+                grad_accum=2, lr=1e-3, weight_decay=0.1, warmup_steps=0, milestones=[1000], max_steps=2,
+                log_every=1, ckpt_every=100, seed=3, tensorboard=False, out_dir=str(out_dir))
     base.update(kw)
     return TrainConfig(**base)
 
@@ -171,3 +172,37 @@ def test_pointsam_train_under_torchrun(tmp_path):
 
 if __name__ == "__main__":
     _worker(*sys.argv[1:3])
+
+
+# ----------------------------------------------------------------------------- the one reader of the env
+
+
+def test_launch_env_reads_torchrun_variables(monkeypatch):
+    from pointsam.errors import InputError
+    from pointsam.utils.distributed import ENV_VARS, DistInfo, launch_env
+
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    assert launch_env() == DistInfo(0, 0, 1) and launch_env().is_main and not launch_env().distributed
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    info = launch_env()
+    assert info == DistInfo(2, 0, 3) and info.distributed and not info.is_main
+    monkeypatch.setenv("RANK", "3")
+    with pytest.raises(InputError, match="RANK < WORLD_SIZE"):
+        launch_env()
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(InputError, match="RANK='x' is not an integer"):
+        launch_env()
+
+
+def test_single_process_without_torchrun(monkeypatch):
+    from pointsam.train.distributed import dist_info, init_distributed
+    from pointsam.utils.distributed import ENV_VARS
+
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    info, device = init_distributed("cpu")
+    assert info == dist_info() and not info.distributed and device == torch.device("cpu")

@@ -19,6 +19,8 @@ from pointsam.evaluation.interactive import (
 from pointsam.evaluation.report import write_report
 from pointsam.predictor import PointCloudPredictor
 
+from conftest import TINY_CONFIG_KW, tiny_model
+
 
 def test_number_of_clicks():
     assert number_of_clicks([0.5, 0.81, 0.9], 0.8) == 2
@@ -66,8 +68,7 @@ def _toy_cloud():
 
 
 def test_constant_predictor_iou_is_mask_fraction(tmp_path):
-    real = build_model(PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2,
-                                            num_patches=32, patch_size=16))
+    real = tiny_model()
     predictor = PointCloudPredictor(_ConstantModel(real))
     results = evaluate_interactive(predictor, [_toy_cloud()], max_clicks=3)
     assert [r.mask_points for r in results] == [150, 50]
@@ -80,9 +81,25 @@ def test_constant_predictor_iou_is_mask_fraction(tmp_path):
     assert {f.name for f in files} >= {"results.json", "report.md"}
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(data["objects"]) == 2
-    assert "| toy | 2 |" in (tmp_path / "out" / "report.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| | masks | IoU@1 |" in report and "| toy | 2 |" in report and "mean over masks" in report
     with pytest.raises(FileExistsError):
         write_report(results, s, tmp_path / "out")
+
+
+def test_report_without_matplotlib_skips_the_plot_with_a_note(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+    results = [ObjectResult("a", 0, "x", "cat", 10, 3, [0.5, 1.0])]
+    notes: list[str] = []
+    files = write_report(results, summarize(results), tmp_path / "out", note=notes.append)
+    assert [f.name for f in files] == ["results.json", "report.md"]
+    assert not (tmp_path / "out" / "iou_vs_clicks.png").exists()
+    assert len(notes) == 1 and "pip install" in notes[0] and "matplotlib" in notes[0]
+    assert notes[0] in (tmp_path / "out" / "report.md").read_text()
+    with pytest.warns(UserWarning, match="matplotlib"):
+        write_report(results, summarize(results), tmp_path / "out2")
 
 
 def test_real_model_runs_on_shared_partnet(data_dir):
@@ -94,8 +111,7 @@ def test_real_model_runs_on_shared_partnet(data_dir):
     labels = np.loadtxt(pts[0].parent / "label-10000.txt", dtype=np.int64)[::5]
     masks = [np.flatnonzero(labels == v) for v in np.unique(labels)]
     cloud = LabelledCloud(xyz=xyz, masks=masks, category="Faucet", name=pts[0].parent.parent.name)
-    model = build_model(PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2,
-                                             num_patches=64, patch_size=16))
+    model = build_model(PointSAMConfig.base(**{**TINY_CONFIG_KW, "num_patches": 64}))
     results = evaluate_interactive(PointCloudPredictor(model), [cloud], max_clicks=4)
     assert len(results) == len(masks)
     assert all(len(r.ious) == 4 and all(0 <= v <= 1 for v in r.ious) for r in results)
@@ -109,9 +125,7 @@ def test_eval_command_end_to_end(tmp_path, capsys):
     with DatasetWriter(tmp_path / "ds", name="toy") as writer:
         writer.add(_toy_cloud(), split="val")
         writer.add(_toy_cloud(), split="train")
-    ckpt = save_model(build_model(PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2,
-                                                       num_patches=32, patch_size=16)),
-                      tmp_path / "m.safetensors")
+    ckpt = save_model(tiny_model(), tmp_path / "m.safetensors")
     out = tmp_path / "report"
     assert main(["eval", str(tmp_path / "ds"), "--split", "val", "--checkpoint", str(ckpt),
                  "--out", str(out), "--max-clicks", "3"]) == 0
@@ -119,7 +133,8 @@ def test_eval_command_end_to_end(tmp_path, capsys):
     assert len(data["objects"]) == 2 and len(data["objects"][0]["ious"]) == 3
     assert (out / "iou_vs_clicks.png").stat().st_size > 1000
     assert "mean over classes" in capsys.readouterr().out
-    assert main(["eval", str(tmp_path / "ds"), "--checkpoint", str(ckpt), "--out", str(out)]) == 2
+    assert main(["eval", str(tmp_path / "ds"), "--checkpoint", str(ckpt), "--out", str(out),
+                 "--max-clicks", "3"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "ds"), "--categories", "nope", "--checkpoint", str(ckpt),
                  "--out", str(tmp_path / "r2")]) == 2

@@ -9,6 +9,7 @@ import torch
 
 from pointsam.errors import InputError
 from pointsam.train import PointSAMCriterion, dice_loss, iou_of, mask_loss, rollout_loss, sigmoid_focal_loss
+from pointsam.utils.masks import mask_iou
 
 TOL = dict(atol=1e-5, rtol=0)
 
@@ -48,12 +49,14 @@ def test_dice_by_hand():
     )
 
 
-def test_iou_of():
+def test_iou_of_is_the_shared_mask_iou_and_deprecated():
     pred = torch.tensor([[True, True, False, False], [False] * 4])
     gt = torch.tensor([[True, False, True, False], [False] * 4])
-    assert iou_of(pred, gt).tolist() == [pytest.approx(1 / 3), 1.0]
+    assert mask_iou(pred, gt).tolist() == [pytest.approx(1 / 3), 1.0]
+    with pytest.warns(DeprecationWarning, match="mask_iou"):
+        assert torch.equal(iou_of(pred, gt), mask_iou(pred, gt))
     with pytest.raises(InputError, match="boolean"):
-        iou_of(pred.float(), gt)
+        mask_iou(pred.float(), gt)
 
 
 def test_shape_mismatch():

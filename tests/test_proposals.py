@@ -8,6 +8,8 @@ import pytest
 from pointsam.data.dataset import LabelledCloud
 from pointsam.evaluation.proposals import best_iou_per_gt, evaluate_proposals, recall_metrics
 
+from conftest import tiny_model
+
 
 def test_best_iou_by_hand():
     gt = [np.arange(0, 10), np.arange(10, 20), np.arange(20, 24)]
@@ -46,7 +48,6 @@ def test_evaluate_proposals_ignores_floor():
 def test_eval_proposals_command(tmp_path, capsys):
     import json
 
-    from pointsam import PointSAMConfig, build_model
     from pointsam.checkpoint import save_model
     from pointsam.cli import main
     from pointsam.data.dataset import DatasetWriter
@@ -56,9 +57,7 @@ def test_eval_proposals_command(tmp_path, capsys):
     with DatasetWriter(tmp_path / "ds", name="toy") as writer:
         writer.add(LabelledCloud(xyz=xyz, masks=[np.arange(100), np.arange(100, 200)],
                                  names=["a", "b"], name="c"))
-    ckpt = save_model(build_model(PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2,
-                                                       num_patches=32, patch_size=16)),
-                      tmp_path / "m.safetensors")
+    ckpt = save_model(tiny_model(), tmp_path / "m.safetensors")
     assert main(["eval", str(tmp_path / "ds"), "--proposals", "--num-prompts", "8", "--checkpoint",
                  str(ckpt), "--out", str(tmp_path / "r")]) == 0
     data = json.loads((tmp_path / "r" / "proposals.json").read_text())

@@ -10,7 +10,9 @@ import torch
 from pointsam.data.clicks import first_click, next_click
 from pointsam.errors import InputError
 from pointsam.evaluation import iou_at_k, simulate_clicks
+from pointsam.rollout import click_rollout
 
+from conftest import tiny_model
 from test_parity import LOGIT_TOL
 
 
@@ -102,3 +104,41 @@ def test_bad_inputs():
         simulate_clicks(model, cloud, gt, 0)
     with pytest.raises(InputError, match="B = 1"):
         simulate_clicks(model, SimpleNamespace(coords=cloud.coords.expand(2, -1, -1)), gt, 1)
+
+
+# ----------------------------------------------------------------------------- one rollout for train and eval
+
+
+def test_training_and_evaluation_share_one_rollout():
+    model = tiny_model()
+    fake, gt = _cloud(300)
+    cloud_xyz = fake.coords
+    gt = torch.stack([gt, ~gt])
+    features = torch.zeros_like(cloud_xyz)
+    emb = model.encode(cloud_xyz, features)  # with autograd, as training does
+    train = click_rollout(model, emb, gt, 4, refine={2})
+    with torch.no_grad():
+        emb_eval = model.encode(cloud_xyz, features)
+    evaluation = simulate_clicks(model, emb_eval, gt, 4)
+    assert train[-1].masks.requires_grad and not evaluation[-1].masks.requires_grad
+    # Refinement iteration 2 adds no click; the others add one each.
+    assert [s.prompt_indices.shape[1] for s in train] == [1, 2, 2, 3]
+    assert [s.prompt_indices.shape[1] for s in evaluation] == [1, 2, 3, 4]
+    for t, e in zip(train[:2], evaluation[:2], strict=True):  # identical until the protocols differ
+        assert torch.equal(t.prompt_indices, e.prompt_indices)
+        torch.testing.assert_close(t.masks.detach(), e.masks, atol=1e-5, rtol=0)
+        assert torch.equal(t.iou, e.iou)
+    train[-1].masks.sum().backward()
+    assert sum(p.grad.abs().sum().item() for p in model.parameters() if p.grad is not None) > 0
+
+
+def test_evaluation_does_not_import_training():
+    import subprocess
+    import sys
+
+    code = ("import sys, pointsam.evaluation, pointsam.evaluation.interactive, "
+            "pointsam.evaluation.proposals, pointsam.evaluation.report\n"
+            "bad = sorted(m for m in sys.modules if m.startswith('pointsam.train'))\n"
+            "assert not bad, bad")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -10,7 +10,7 @@ from pointsam import PointSAMConfig, build_model
 from pointsam.cli import main
 from pointsam.data.dataset import DatasetWriter, LabelledCloud
 
-TINY = dict(vit_depth=1, vit_width=64, vit_heads=2, num_patches=32, patch_size=16)
+from conftest import TINY_CONFIG_KW
 
 
 def _dataset(root):
@@ -28,7 +28,7 @@ def test_train_resume_and_finetune(tmp_path, capsys):
 
     data = _dataset(tmp_path / "ds")
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"model": "large", "model_overrides": TINY, "num_points": 256,
+    cfg.write_text(json.dumps({"model": "large", "model_overrides": TINY_CONFIG_KW, "num_points": 256,
                                "prompt_iters": 3, "lr": 1e-4, "warmup_steps": 2, "batch_size": 1,
                                "max_steps": 2, "log_every": 1, "ckpt_every": 1}))
     run = tmp_path / "run"
@@ -44,11 +44,26 @@ def test_train_resume_and_finetune(tmp_path, capsys):
     assert steps == [1, 2, 3]
     # Fine-tuning from an official-format file (bare state dict, no metadata).
     official = tmp_path / "official.safetensors"
-    model = build_model(PointSAMConfig.large(**TINY))
+    model = build_model(PointSAMConfig.base(**TINY_CONFIG_KW))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(official))
     assert main(["train", str(cfg), "--data", str(data), "--out-dir", str(tmp_path / "ft"), "--init",
                  str(official), "--device", "cpu"]) == 0
     assert (tmp_path / "ft" / "model.safetensors").exists()
+
+
+def test_train_never_overwrites_a_users_model_or_metrics(tmp_path, capsys):
+    data = _dataset(tmp_path / "ds")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"model_overrides": TINY_CONFIG_KW, "num_points": 128, "prompt_iters": 1,
+                               "batch_size": 1, "max_steps": 1, "tensorboard": False}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"weights")
+    (run / "metrics.jsonl").write_text("{}\n")
+    assert main(["train", str(cfg), "--data", str(data), "--out-dir", str(run), "--device", "cpu"]) == 2
+    assert "model.safetensors, metrics.jsonl" in capsys.readouterr().err
+    assert (run / "model.safetensors").read_bytes() == b"weights"
+    assert (run / "metrics.jsonl").read_text() == "{}\n"
 
 
 def test_train_bad_inputs(tmp_path, capsys):

@@ -21,9 +21,10 @@ from pointsam.train.config import TrainConfig
 from pointsam.train.loop import METRICS_FILE, Trainer, resolve_precision, train_step
 from pointsam.train.uni3d import load_uni3d
 
+from conftest import TINY_CONFIG_KW
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OBJECTS = ["Faucet/1280", "Bottle/3558"]
-TINY = dict(vit_depth=1, vit_width=64, vit_heads=2, num_patches=32, patch_size=16)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def cfg(tmp_path: Path, **kw) -> TrainConfig:
-    base = dict(model_overrides=TINY, num_points=512, prompt_iters=2, batch_size=1, lr=1e-4,
+    base = dict(model_overrides=dict(TINY_CONFIG_KW), num_points=512, prompt_iters=2, batch_size=1, lr=1e-4,
                 warmup_steps=0, milestones=[1000], max_steps=2, log_every=1, tensorboard=False, seed=0,
                 out_dir=str(tmp_path / "run"))
     base.update(kw)
@@ -60,7 +61,7 @@ def test_bf16_autocast_keeps_losses_in_fp32(dataset, tmp_path):
     batch = base.next_batch()
     losses = {}
     for precision in ("auto", "fp32", "bf16"):
-        model = build_model(PointSAMConfig.large(**TINY))
+        model = build_model(PointSAMConfig.base(**TINY_CONFIG_KW))
         model.load_state_dict(base.model.state_dict())
         out = train_step(model, batch, cfg(tmp_path, precision=precision), np.random.default_rng(0))
         assert out.total.dtype == torch.float32 and torch.isfinite(out.total)
@@ -126,8 +127,8 @@ def uni3d_file(path: Path, source) -> Path:
 
 
 def test_load_uni3d_maps_the_vit_and_reports(tmp_path):
-    source = build_model(PointSAMConfig.large(**TINY))
-    target = build_model(PointSAMConfig.large(**TINY))
+    source = build_model(PointSAMConfig.base(**TINY_CONFIG_KW))
+    target = build_model(PointSAMConfig.base(**TINY_CONFIG_KW))
     report = load_uni3d(target, uni3d_file(tmp_path / "uni3d.pt", source))
     src, dst = source.pc_encoder.state_dict(), target.pc_encoder.state_dict()
     assert {"patch_proj.weight", "pos_embed.0.weight", "transformer.pos_embed"} <= set(report.loaded)
@@ -149,11 +150,11 @@ def test_load_uni3d_maps_the_vit_and_reports(tmp_path):
 def test_cli_mixture_config_bf16_uni3d(dataset, tmp_path, capsys):
     config = tmp_path / "cfg.json"
     config.write_text(json.dumps({
-        "model_overrides": TINY, "num_points": 256, "prompt_iters": 2, "batch_size": 1, "max_steps": 1,
-        "warmup_steps": 0, "tensorboard": False,
+        "model_overrides": TINY_CONFIG_KW, "num_points": 256, "prompt_iters": 2, "batch_size": 1,
+        "max_steps": 1, "warmup_steps": 0, "tensorboard": False,
         "datasets": [{"path": str(dataset), "weight": 2}, {"path": str(dataset), "perturb": False}],
     }))
-    uni = uni3d_file(tmp_path / "uni3d.pt", build_model(PointSAMConfig.large(**TINY)))
+    uni = uni3d_file(tmp_path / "uni3d.pt", build_model(PointSAMConfig.base(**TINY_CONFIG_KW)))
     run = tmp_path / "run"
     args = ["train", str(config), "--out-dir", str(run), "--device", "cpu", "--precision", "bf16",
             "--no-progress", "--init-uni3d", str(uni)]
@@ -163,7 +164,7 @@ def test_cli_mixture_config_bf16_uni3d(dataset, tmp_path, capsys):
     assert json.loads((run / METRICS_FILE).read_text())["step"] == 1
     # Errors: no data at all; --init with --init-uni3d.
     bare = tmp_path / "bare.json"
-    bare.write_text(json.dumps({"model_overrides": TINY}))
+    bare.write_text(json.dumps({"model_overrides": TINY_CONFIG_KW}))
     assert main(["train", str(bare), "--out-dir", str(tmp_path / "r2")]) == 2
     assert "no training data" in capsys.readouterr().err
     assert main(["train", str(bare), "--data", str(dataset), "--out-dir", str(tmp_path / "r3"),

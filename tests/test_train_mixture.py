@@ -16,10 +16,11 @@ from pointsam.train.config import TrainConfig
 from pointsam.train.loop import Trainer
 from pointsam.train.mixture import DatasetMixture, MixturePart, load_mixture
 
+from conftest import TINY_CONFIG_KW
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OBJECTS = ["Faucet/1280", "Bottle/3558", "Table/26608"]
 SCENE = "scene0011_00"
-TINY = dict(vit_depth=1, vit_width=64, vit_heads=2, num_patches=32, patch_size=16)
 
 
 def need(path: Path) -> Path:
@@ -42,7 +43,7 @@ def datasets(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def cfg(tmp_path: Path, **kw) -> TrainConfig:
-    base = dict(model_overrides=TINY, num_points=512, prompt_iters=2, batch_size=1, lr=1e-4,
+    base = dict(model_overrides=dict(TINY_CONFIG_KW), num_points=512, prompt_iters=2, batch_size=1, lr=1e-4,
                 warmup_steps=0, milestones=[1000], max_steps=1, tensorboard=False, seed=0,
                 out_dir=str(tmp_path / "run"))
     base.update(kw)

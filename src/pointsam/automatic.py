@@ -30,103 +30,11 @@ from pointsam.errors import InputError
 from pointsam.modeling import PointSAM
 from pointsam.ops import farthest_point_sampling
 from pointsam.predictor import PointCloudPredictor
+from pointsam.utils.masks import mask_iou_matrix, mask_nms, stability_score
 from pointsam.validation import as_numpy, check_xyz
 
-# Float32 sums of integer counts are exact up to 2**24; above that the NMS matmuls use float64.
-_FLOAT32_EXACT = 1 << 24
-_NMS_BLOCK = 256  # candidates compared at once in the greedy NMS
-
-
-def stability_score(logits: torch.Tensor, offset: float = 1.0) -> torch.Tensor:
-    """|logits > +offset| / |logits > -offset| over the last axis (0 when the denominator is 0)."""
-    if offset < 0:
-        raise InputError(f"stability offset must be >= 0, got {offset}")
-    inter = (logits > offset).sum(dim=-1, dtype=torch.float64)
-    union = (logits > -offset).sum(dim=-1, dtype=torch.float64)
-    score = torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))
-    return score.to(torch.float32)
-
-
-def _matmul_dtype(total: float) -> torch.dtype:
-    return torch.float32 if total < _FLOAT32_EXACT else torch.float64
-
-
-def _check_masks(masks: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    masks = np.asarray(masks)
-    if masks.ndim != 2 or masks.dtype != np.bool_:
-        raise InputError(f"masks must be a boolean (M, N) array, got {masks.dtype} {masks.shape}")
-    n = masks.shape[1]
-    if weights is None:
-        w = np.ones(n, np.float64)
-    else:
-        w = np.asarray(weights, np.float64).reshape(-1)
-        if w.shape[0] != n or (w < 0).any():
-            raise InputError(f"weights must be {n} non-negative numbers, got shape {w.shape}")
-    return masks, w
-
-
-def mask_iou_matrix(masks: np.ndarray, weights: np.ndarray | None = None, block: int = _NMS_BLOCK
-                    ) -> np.ndarray:
-    """Pairwise IoU (M, M) of boolean masks (M, N), optionally point-weighted; chunked matmuls."""
-    masks, w = _check_masks(masks, weights)
-    m = masks.shape[0]
-    dtype = _matmul_dtype(float(w.sum()))
-    wt = torch.from_numpy(w).to(dtype)
-    area = masks.astype(np.float64) @ w
-    inter = np.zeros((m, m), np.float64)
-    for i in range(0, m, block):
-        a = torch.from_numpy(masks[i:i + block]).to(dtype) * wt
-        for j in range(0, m, block):
-            b = torch.from_numpy(masks[j:j + block]).to(dtype)
-            inter[i:i + block, j:j + block] = (a @ b.T).numpy()
-    union = area[:, None] + area[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def mask_nms(masks: np.ndarray, scores: np.ndarray, iou_thresh: float,
-             weights: np.ndarray | None = None, block: int = _NMS_BLOCK) -> np.ndarray:
-    """Greedy NMS on point-set IoU; returns kept rows, best score first.
-
-    A mask is dropped when its IoU with an already kept (higher-scoring) mask exceeds
-    `iou_thresh`. Ties in score keep the lower index. Candidates are compared in blocks against
-    the kept masks only, so memory stays O(block * N) and no (N, N) or (M, N) float array is built.
-    """
-    masks, w = _check_masks(masks, weights)
-    scores = np.asarray(scores, np.float64).reshape(-1)
-    if scores.shape[0] != masks.shape[0]:
-        raise InputError(f"scores must have one value per mask ({masks.shape[0]}), got {scores.shape}")
-    if not 0.0 <= iou_thresh <= 1.0:
-        raise InputError(f"iou_thresh must be in [0, 1], got {iou_thresh}")
-    order = np.argsort(-scores, kind="stable")
-    dtype = _matmul_dtype(float(w.sum()))
-    wt = torch.from_numpy(w).to(dtype)
-    area = masks.astype(np.float64) @ w
-    kept: list[int] = []
-    kept_blocks: list[torch.Tensor] = []  # float masks of the kept rows, in blocks
-    for start in range(0, order.size, block):
-        idx = order[start:start + block]
-        cand = torch.from_numpy(masks[idx]).to(dtype)
-        cand_w = cand * wt
-        suppressed = np.zeros(idx.size, bool)
-        if kept_blocks:
-            kept_idx = np.asarray(kept)
-            inter = torch.cat([cand_w @ k.T for k in kept_blocks], dim=1).to(torch.float64).numpy()
-            union = area[idx][:, None] + area[kept_idx][None, :] - inter
-            iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-            suppressed = (iou > iou_thresh).any(axis=1)
-        inter = (cand_w @ cand.T).to(torch.float64).numpy()
-        union = area[idx][:, None] + area[idx][None, :] - inter
-        iou_self = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        accepted: list[int] = []
-        for i in range(idx.size):
-            if suppressed[i] or (accepted and (iou_self[i, accepted] > iou_thresh).any()):
-                continue
-            accepted.append(i)
-        if accepted:
-            kept.extend(int(k) for k in idx[accepted])
-            kept_blocks.append(cand[accepted])
-    return np.asarray(kept, np.int64)
-
+# The mask utilities moved to pointsam.utils.masks; these names stay importable from here.
+__all__ = ["AutomaticMaskGenerator", "mask_iou_matrix", "mask_nms", "records_to_labels", "stability_score"]
 
 def records_to_labels(records: Sequence[dict[str, Any]], num_points: int) -> np.ndarray:
     """Per-point int32 labels (-1 = unlabelled); label k = records[k], best mask wins overlaps.

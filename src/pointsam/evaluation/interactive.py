@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from pointsam.data.dataset import LabelledCloud
+from pointsam.data import LabelledCloud
 from pointsam.evaluation.rollout import iou_at_k, simulate_clicks
 from pointsam.predictor import PointCloudPredictor
 
@@ -19,7 +19,7 @@ MASKS_PER_BATCH = 16
 
 @dataclass
 class ObjectResult:
-    """One ground-truth mask's rollout: IoU after each click (fractions in [0, 1])."""
+    """One ground-truth mask's rollout (an "object" of the protocol): IoU after each click, in [0, 1]."""
 
     cloud: str
     mask: int
@@ -77,9 +77,10 @@ def evaluate_interactive(
 
 
 def summarize(results: list[ObjectResult], ks: Iterable[int] = IOU_AT) -> dict:
-    """Mean IoU@k (in %) and NoC@80/85/90, per object and per class (mean of class means)."""
+    """Mean IoU@k (in %) and NoC@80/85/90 over gt masks ("per_object_mean") and per class (mean of
+    class means); "num_masks" counts the evaluated gt masks."""
     if not results:
-        return {"num_objects": 0}
+        return {"num_masks": 0}
     ks = [k for k in ks if k <= len(results[0].ious)]
     ious = np.array([r.ious for r in results]) * 100
     noc = {f"NoC@{round(t * 100)}": np.array([number_of_clicks(r.ious, t) for r in results])
@@ -90,13 +91,13 @@ def summarize(results: list[ObjectResult], ks: Iterable[int] = IOU_AT) -> dict:
     def block(sel: np.ndarray) -> dict:
         out = {f"IoU@{k}": float(ious[sel, k - 1].mean()) for k in ks}
         out.update({name: float(v[sel].mean()) for name, v in noc.items()})
-        out["num_objects"] = int(sel.sum())
+        out["num_masks"] = int(sel.sum())
         return out
 
     per_class = {c: block(sel) for c, sel in by_cat.items()}
     class_mean = {key: float(np.mean([per_class[c][key] for c in cats]))
-                  for key in per_class[cats[0]] if key != "num_objects"}
-    return {"num_objects": len(results), "max_clicks": len(results[0].ious),
+                  for key in per_class[cats[0]] if key != "num_masks"}
+    return {"num_masks": len(results), "max_clicks": len(results[0].ious),
             "per_object_mean": block(np.ones(len(results), bool)), "per_class_mean": class_mean,
             "per_class": per_class}
 

@@ -5,31 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
-from scipy import sparse
 
-from pointsam.data.dataset import LabelledCloud
+from pointsam.data import LabelledCloud
+from pointsam.utils.masks import index_iou_matrix
 
 AR_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))
 DEFAULT_IGNORED = ("floor", "undefined")
 
 
-def _incidence(masks: Sequence[np.ndarray], num_points: int) -> sparse.csr_matrix:
-    rows = np.repeat(np.arange(len(masks)), [len(m) for m in masks])
-    cols = np.concatenate(masks) if masks else np.zeros(0, np.int64)
-    return sparse.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)),
-                             shape=(len(masks), num_points))
-
-
 def best_iou_per_gt(pred: Sequence[np.ndarray], gt: Sequence[np.ndarray], num_points: int) -> np.ndarray:
-    """For each ground-truth mask (point-index array), its best IoU with any predicted mask."""
+    """For each ground-truth mask (point-index array), its best IoU with any predicted mask (0 if none)."""
     if not gt:
         return np.zeros(0)
     if not pred:
         return np.zeros(len(gt))
-    g, p = _incidence(gt, num_points), _incidence(pred, num_points)
-    inter = (g @ p.T).toarray()
-    union = np.array([len(m) for m in gt])[:, None] + np.array([len(m) for m in pred])[None] - inter
-    return (inter / np.maximum(union, 1)).max(axis=1)
+    return index_iou_matrix(gt, pred, num_points).max(axis=1)
 
 
 def recall_metrics(best_ious: np.ndarray) -> dict[str, float]:

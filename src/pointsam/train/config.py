@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pointsam.errors import InputError
-from pointsam.modeling.config import PointSAMConfig
+from pointsam.modeling import PointSAMConfig
 from pointsam.train.mixture import check_dataset_entries
 
 __all__ = ["PRECISIONS", "TrainConfig"]
@@ -126,15 +126,20 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
-        """Load a `.json` or `.yaml`/`.yml` file (YAML needs PyYAML)."""
+        """Load a `.json` or `.yaml`/`.yml` file (YAML needs the optional PyYAML, imported only here)."""
         path = Path(path)
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() in (".yaml", ".yml"):
             try:
                 import yaml
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise InputError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from exc
-            data = yaml.safe_load(text)
+            except ImportError as exc:
+                raise InputError(f"{path}: reading a YAML config needs PyYAML, which is not installed: "
+                                 'pip install pyyaml (or pip install "pointsam[yaml]"), or write the '
+                                 "config as .json") from exc
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise InputError(f"{path}: invalid YAML: {exc}") from exc
         else:
             try:
                 data = json.loads(text)

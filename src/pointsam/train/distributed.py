@@ -1,60 +1,23 @@
 """Data-parallel training under `torchrun`: process group set-up, rank helpers, teardown.
 
-`torchrun --nproc_per_node G -m pointsam train ...` sets RANK, LOCAL_RANK and WORLD_SIZE; with them
-`init_distributed` joins the group (`nccl` on CUDA, `gloo` on CPU) and picks cuda:LOCAL_RANK.
-Without them everything here is a no-op for a single process.
+`torchrun --nproc_per_node G -m pointsam train ...` sets RANK, LOCAL_RANK and WORLD_SIZE (read by
+`pointsam.utils.distributed.launch_env`); with WORLD_SIZE > 1 `init_distributed` joins the group
+(`nccl` on CUDA, `gloo` on CPU) and picks cuda:LOCAL_RANK. Otherwise everything here is a no-op
+for a single process.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from pointsam.errors import InputError
+from pointsam.utils.distributed import DistInfo, dist_info, launch_env
 
 __all__ = ["DistInfo", "all_gather_objects", "all_reduce_mean", "barrier", "dist_info", "init_distributed",
            "shutdown_distributed"]
-
-ENV_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Rank, local rank and world size of this process (0, 0, 1 when not distributed)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        """Only the main process (rank 0) writes logs, checkpoints and model files."""
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        """True when running in an initialised process group of more than one process."""
-        return self.world_size > 1
-
-
-def dist_info() -> DistInfo:
-    """This process's place in the initialised process group (single process if none)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return DistInfo()
-    local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
-    return DistInfo(dist.get_rank(), local, dist.get_world_size())
-
-
-def _env_int(name: str) -> int:
-    value = os.environ[name]
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise InputError(f"environment variable {name}={value!r} is not an integer") from exc
 
 
 def init_distributed(device: str | None = None) -> tuple[DistInfo, torch.device]:
@@ -62,10 +25,11 @@ def init_distributed(device: str | None = None) -> tuple[DistInfo, torch.device]
 
     device: "cpu", "cuda" or None (CUDA when available). A process already in a group keeps it.
     """
-    if not all(v in os.environ for v in ENV_VARS) or _env_int("WORLD_SIZE") <= 1:
+    env = launch_env()
+    if not env.distributed:
         dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return dist_info(), dev
-    rank, local, world = _env_int("RANK"), _env_int("LOCAL_RANK"), _env_int("WORLD_SIZE")
+    rank, local, world = env.rank, env.local_rank, env.world_size
     kind = torch.device(device).type if device else ("cuda" if torch.cuda.is_available() else "cpu")
     if device and torch.device(device).index is not None:
         raise InputError(f"--device {device}: under torchrun each rank uses cuda:LOCAL_RANK; "

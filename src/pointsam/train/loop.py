@@ -1,10 +1,11 @@
 """Point-SAM training: the iterative click simulation with autograd, and the `Trainer`.
 
-`train_step` follows the official `PointSAM.forward` (training branch): encode once; iteration 0
-clicks the gt centre and decodes three masks, feeding back the logits of the one with the highest
-predicted IoU; each later iteration adds a click from the error region of the fed-back mask and
-decodes one mask with the previous logits as mask prompt. Mask-refinement iterations (the last one
-plus one drawn from [1, iters - 1]) add no click and only update the mask prompt.
+`train_step` follows the official `PointSAM.forward` (training branch): encode once, then the click
+rollout of `pointsam.rollout` (the one evaluation uses) with autograd: iteration 0 clicks the gt
+centre and decodes three masks, feeding back the logits of the one with the highest predicted IoU;
+each later iteration adds a click from the error region of the fed-back mask and decodes one mask
+with the previous logits as mask prompt. Mask-refinement iterations (the last one plus one drawn
+from [1, iters - 1]) add no click and only update the mask prompt.
 
 `Trainer` runs in one process, or data-parallel under `torchrun` once `init_distributed` has set up
 the process group: the rollout runs inside a `DistributedDataParallel` module, every rank draws
@@ -27,22 +28,21 @@ import torch
 from torch import Tensor, nn
 
 from pointsam.checkpoint import save_model
-from pointsam.data.clicks import first_click, next_click
-from pointsam.data.dataset import LabelledCloud
+from pointsam.data import LabelledCloud
 from pointsam.errors import InputError
-from pointsam.modeling.point_sam import PointSAM, build_model
+from pointsam.modeling import PointSAM, build_model
+from pointsam.rollout import click_rollout
 from pointsam.train.config import TrainConfig
 from pointsam.train.distributed import all_gather_objects, all_reduce_mean, barrier, dist_info
 from pointsam.train.losses import RolloutLoss, rollout_loss
 from pointsam.train.mixture import DatasetMixture, load_mixture
-from pointsam.train.monitor import METRICS_FILE, RunMonitor
+from pointsam.train.monitor import METRICS_FILE, STATUS_EVERY_S, RunMonitor
+from pointsam.train.run_dir import CHECKPOINT_FILE, MODEL_FILE, check_run_dir, clear_run_files
 from pointsam.train.sampling import TrainSample, collate, make_sample
 
 __all__ = ["CHECKPOINT_FILE", "METRICS_FILE", "MODEL_FILE", "RolloutModule", "Trainer", "autocast_dtype",
            "lr_factor", "refinement_iters", "resolve_precision", "train_step"]
 
-CHECKPOINT_FILE = "checkpoint.pt"
-MODEL_FILE = "model.safetensors"
 WARMUP_START = 0.001
 
 
@@ -85,41 +85,15 @@ def train_step(
     if coords.dim() != 3 or gt.dim() != 3 or gt.shape[0] != coords.shape[0] or gt.shape[2] != coords.shape[1]:
         raise InputError(f"batch: coords {list(coords.shape)} and gt {list(gt.shape)} do not match")
     b, m, n = gt.shape
-    p = b * m
-    gt_flat = gt.reshape(p, n).bool()
+    gt_flat = gt.reshape(b * m, n).bool()
     if not gt_flat.any(dim=1).all():
         raise InputError("batch: every gt mask must have at least one point")
     refine = refinement_iters(cfg.prompt_iters, rng)
     amp = autocast_dtype(cfg.precision, coords.device)  # the model under autocast, the losses in fp32
     with _autocast(coords.device, amp):
         cloud = model.encode(coords, features)
-    xyz = coords.detach().cpu().repeat_interleave(m, dim=0)  # [P, N, 3] cloud of each prompt set
-    gt_cpu = gt_flat.cpu()
-    rows = torch.arange(p)
-    indices = torch.empty(p, 0, dtype=torch.long)
-    labels = torch.empty(p, 0, dtype=torch.bool)
-    prev: Tensor | None = None
-    iterations: list[tuple[Tensor, Tensor]] = []
-    for i in range(cfg.prompt_iters):
-        if i == 0:
-            clicks = [first_click(xyz[j], gt_cpu[j]) for j in range(p)]
-        elif i in refine:
-            clicks = []
-        else:
-            pred = (prev.detach() > 0).cpu()
-            clicks = [next_click(xyz[j], gt_cpu[j], pred[j]) for j in range(p)]
-        if clicks:
-            indices = torch.cat([indices, torch.tensor([[c.index] for c in clicks])], dim=1)
-            labels = torch.cat([labels, torch.tensor([[c.positive] for c in clicks])], dim=1)
-        prompt_coords = xyz[rows[:, None], indices].to(coords.device)
-        with _autocast(coords.device, amp):
-            logits, iou_preds = model.decode(
-                cloud, prompt_coords, labels.to(coords.device), prev, multimask_output=i == 0
-            )
-        iterations.append((logits.float(), iou_preds.float()))
-        chosen = iou_preds.detach().argmax(dim=1)
-        prev = logits[torch.arange(p, device=logits.device), chosen]
-    return rollout_loss(iterations, gt_flat.to(coords.device))
+    steps = click_rollout(model, cloud, gt_flat, cfg.prompt_iters, refine, autocast=amp)
+    return rollout_loss([(s.masks, s.iou_preds) for s in steps], gt_flat.to(coords.device))
 
 
 def lr_factor(step: int, warmup_steps: int, milestones: Sequence[int], gamma: float) -> float:
@@ -165,6 +139,8 @@ class Trainer:
     """AdamW, warm-up + step decay, gradient accumulation, value clipping; one process or DDP.
 
     dataset: a sequence of clouds, a `DatasetMixture`, or None to open `cfg.datasets`.
+    overwrite: a new run may replace another run's files in `cfg.out_dir` (deleted when training
+    starts); without it such a folder is refused, and only `resume` continues the run there.
     """
 
     def __init__(
@@ -173,6 +149,7 @@ class Trainer:
         dataset: Sequence[LabelledCloud] | None,
         cfg: TrainConfig,
         device: torch.device | str = "cpu",
+        overwrite: bool = False,
     ) -> None:
         self.cfg = cfg.validate()
         if dataset is None:
@@ -198,6 +175,8 @@ class Trainer:
         parts = len(dataset.parts) if isinstance(dataset, DatasetMixture) else 0
         self._orders: list[list[int]] = [[] for _ in range(parts)]
         self.out_dir = Path(cfg.out_dir)
+        self.overwrite = overwrite
+        self._claimed = False  # whether this run owns out_dir (checked, or resumed from it)
         self._rollout = RolloutModule(self.model, self.cfg, self.rng)
         self._ddp: nn.Module | None = None
         if self.dist.distributed:
@@ -275,13 +254,16 @@ class Trainer:
             "iou": [round(float(x), 6) for x in means[3:]],
         }
 
-    def fit(self, max_steps: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    def fit(self, max_steps: int | None = None, progress: bool = False,
+            status_every_s: float = STATUS_EVERY_S) -> list[dict[str, Any]]:
         """Train until `max_steps` (default cfg.max_steps); log and checkpoint on rank 0; return metrics.
 
-        progress: show a tqdm bar (rank 0 only).
+        progress: on rank 0, a tqdm bar on a terminal, otherwise a status line (step time, ETA) after
+        the first step, every `status_every_s` seconds and at the end, on stderr.
         """
         end = self.cfg.max_steps if max_steps is None else max_steps
-        monitor = (RunMonitor(self.out_dir, self.step, end, self.cfg.tensorboard, progress)
+        self._claim_out_dir()
+        monitor = (RunMonitor(self.out_dir, self.step, end, self.cfg.tensorboard, progress, status_every_s)
                    if self.dist.is_main else None)
         history: list[dict[str, Any]] = []
         t0 = time.perf_counter()
@@ -302,6 +284,23 @@ class Trainer:
         return history
 
     # ------------------------------------------------------------------ checkpoints
+    def _claim_out_dir(self) -> None:
+        """Before this run first writes: refuse another run's files in out_dir, or delete them with
+        `overwrite` (rank 0 decides; every rank must call it)."""
+        if self._claimed:
+            return
+        problem = None
+        if self.dist.is_main:
+            try:
+                check_run_dir(self.out_dir, overwrite=self.overwrite)
+                clear_run_files(self.out_dir)
+            except FileExistsError as exc:
+                problem = str(exc)
+        problem = all_gather_objects(problem)[0]
+        if problem:
+            raise FileExistsError(problem)
+        self._claimed = True
+
     def _data_state(self) -> dict[str, Any]:
         """This rank's data order and RNG states."""
         state: dict[str, Any] = {"order": list(self._order), "numpy_rng": _rng_state(self.rng),
@@ -361,6 +360,7 @@ class Trainer:
 
         Under DDP every rank must call it; only rank 0 writes.
         """
+        self._claim_out_dir()
         ranks = all_gather_objects(self._data_state())
         path = self.out_dir / CHECKPOINT_FILE
         if self.dist.is_main:
@@ -373,10 +373,17 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path | None = None) -> int:
-        """Restore the state saved in `path` (default out_dir/checkpoint.pt); return the step reached."""
-        path = Path(path) if path is not None else self.out_dir / CHECKPOINT_FILE
+        """Restore the state saved in `path` (default out_dir/checkpoint.pt); return the step reached.
+
+        Resuming from out_dir's own checkpoint continues that run there (its metrics past the
+        checkpoint's step are dropped); from elsewhere, out_dir is checked as for a new run.
+        """
+        own = self.out_dir / CHECKPOINT_FILE
+        path = Path(path) if path is not None else own
         if not path.is_file():
             raise FileNotFoundError(f"no training checkpoint at {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
         self.load_state_dict(state)
+        if path.resolve() == own.resolve():
+            self._claimed = True
         return self.step

@@ -6,6 +6,7 @@ iteration is mean(mask loss) + MSE(iou_pred, hard IoU), and the total is the mea
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pointsam.errors import InputError
+from pointsam.utils.masks import mask_iou
 
 __all__ = [
     "PointSAMCriterion",
@@ -70,15 +72,10 @@ def mask_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def iou_of(pred: Tensor, gt: Tensor) -> Tensor:
-    """Hard IoU of boolean masks [..., N] (1.0 when both are empty), shape [...]."""
-    if pred.dtype != torch.bool or gt.dtype != torch.bool:
-        raise InputError(
-            f"iou_of expects boolean masks (threshold logits with > 0), got {pred.dtype}, {gt.dtype}"
-        )
-    pred, gt = torch.broadcast_tensors(pred, gt)
-    inter = (pred & gt).sum(-1)
-    union = (pred | gt).sum(-1)
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter, dtype=torch.float32))
+    """Deprecated: use `pointsam.utils.masks.mask_iou` (the same rule: 1.0 when both are empty)."""
+    warnings.warn("pointsam.train.iou_of is deprecated; use pointsam.utils.masks.mask_iou",
+                  DeprecationWarning, stacklevel=2)
+    return mask_iou(pred, gt)
 
 
 @dataclass
@@ -115,7 +112,7 @@ def rollout_loss(iterations: Sequence[tuple[Tensor, Tensor]], gt: Tensor) -> Rol
         best, chosen = per_mask.min(dim=1)
         rows = torch.arange(logits.shape[0], device=logits.device)
         with torch.no_grad():
-            iou = iou_of(logits[rows, chosen] > 0, gt_bool).to(iou_preds.dtype)
+            iou = mask_iou(logits[rows, chosen] > 0, gt_bool).to(iou_preds.dtype)
         loss_m = best.mean()
         loss_i = F.mse_loss(iou_preds[rows, chosen], iou)
         terms.append(loss_m + loss_i)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pointsam.data.dataset import LabelledCloud, PointCloudDataset
+from pointsam.data import LabelledCloud, PointCloudDataset
 from pointsam.errors import InputError
 
 __all__ = ["DATASET_KEYS", "DatasetMixture", "MixturePart", "check_dataset_entries", "load_mixture"]

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 from torch import Tensor
 
-from pointsam.data.dataset import LabelledCloud
+from pointsam.data import LabelledCloud
 from pointsam.errors import InputError
 
 __all__ = ["TrainSample", "collate", "make_sample", "normalize_points", "rotation_matrix"]
@@ -44,13 +45,11 @@ def normalize_points(xyz: np.ndarray) -> np.ndarray:
 
 
 def rotation_matrix(angles: np.ndarray) -> np.ndarray:
-    """Rotation R = Rx·Ry·Rz for intrinsic Euler angles "XYZ" (radians), applied as xyz @ R.T."""
-    ax, ay, az = (float(a) for a in angles)
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rx @ ry @ rz
+    """Rotation R = Rx·Ry·Rz for intrinsic Euler angles "XYZ" (radians), applied as xyz @ R.T.
+
+    scipy's `Rotation` is the one Euler-angle implementation (URDF's fixed-axis rpy is "xyz").
+    """
+    return Rotation.from_euler("XYZ", np.asarray(angles, np.float64).reshape(3)).as_matrix()
 
 
 def _pick_masks(cloud: LabelledCloud, k: int, rng: np.random.Generator) -> list[np.ndarray]:

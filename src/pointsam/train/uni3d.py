@@ -14,7 +14,7 @@ import torch
 
 from pointsam.checkpoint import read_state_dict
 from pointsam.errors import CheckpointError
-from pointsam.modeling.point_sam import PointSAM
+from pointsam.modeling import PointSAM
 
 __all__ = ["UNI3D_PREFIXES", "Uni3DReport", "load_uni3d", "map_uni3d_keys"]
 
