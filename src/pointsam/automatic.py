@@ -30,8 +30,8 @@ from pointsam.errors import InputError
 from pointsam.modeling import PointSAM
 from pointsam.ops import farthest_point_sampling
 from pointsam.predictor import PointCloudPredictor
+from pointsam.preprocessing import as_numpy, check_xyz
 from pointsam.utils.masks import mask_iou_matrix, mask_nms, stability_score
-from pointsam.validation import as_numpy, check_xyz
 
 # The mask utilities moved to pointsam.utils.masks; these names stay importable from here.
 __all__ = ["AutomaticMaskGenerator", "mask_iou_matrix", "mask_nms", "records_to_labels", "stability_score"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -99,7 +98,9 @@ def run_engine(args: argparse.Namespace) -> None:
     mine = shard(items, rank, world)
     device = args.device
     if device is None and torch.cuda.is_available():
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        from pointsam.utils.distributed import launch_env
+
+        device = f"cuda:{launch_env().local_rank}"
     # Both models load before --out is touched: a failed start leaves nothing that blocks the rerun.
     segmenter = SamSegmenter(load_sam(args.sam_checkpoint, device), settings.proposals)
     predictor = PointCloudPredictor(load_model_from_args(args, device))

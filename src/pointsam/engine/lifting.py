@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from pointsam.automatic import mask_nms
 from pointsam.engine.fusion import FusedCloud
 from pointsam.engine.sam2d import Segmenter2D
+from pointsam.utils.masks import mask_iou, mask_nms
 
 
 @dataclass
@@ -55,9 +55,8 @@ class Proposal3D:
 
 
 def iou_2d(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks (0 when both are empty)."""
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 0.0
+    """IoU of two boolean image masks (pointsam.utils.masks' rule: 1 when both are empty)."""
+    return float(mask_iou(a.reshape(-1), b.reshape(-1)))
 
 
 def interior_pixel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int] | None:

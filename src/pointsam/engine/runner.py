@@ -256,10 +256,10 @@ class _FileLock:
 
 def dist_rank() -> tuple[int, int]:
     """(rank, world size) from torchrun's RANK / WORLD_SIZE environment (0, 1 without)."""
-    try:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError as exc:
-        raise InputError(f"RANK / WORLD_SIZE must be integers: {exc}") from exc
+    from pointsam.utils.distributed import launch_env
+
+    env = launch_env()
+    return env.rank, env.world_size
 
 
 def run_shard(items: list[MeshItem], output: EngineOutput, predictor, segmenter, settings: EngineSettings,

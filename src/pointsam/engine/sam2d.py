@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pointsam.automatic import mask_nms, stability_score
 from pointsam.errors import CheckpointError, InputError
+from pointsam.utils.masks import mask_nms, stability_score
 
 PIXEL_MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, as SAM's image processor
 PIXEL_STD = (0.229, 0.224, 0.225)

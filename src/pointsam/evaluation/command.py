@@ -98,7 +98,8 @@ def run_eval(args: argparse.Namespace) -> None:
     )
     summary = summarize(results)
     title = f"{args.dataset.name}: {args.checkpoint.name if args.checkpoint else 'model'}"
-    files = write_report(results, summary, args.out, title=title, overwrite=args.overwrite)
+    files = write_report(results, summary, args.out, title=title, overwrite=args.overwrite,
+                         note=lambda m: print(f"note: {m}", file=sys.stderr))
     print(markdown_table(summary, title))
     print(f"{len(results)} masks in {len(subset)} clouds, {time.perf_counter() - start:.1f} s; "
           f"wrote {', '.join(str(f) for f in files)}")

@@ -33,6 +33,7 @@ from pointsam.engine import (
 from pointsam.errors import InputError
 from pointsam.evaluation.interactive import ObjectResult, summarize
 from pointsam.evaluation.report import markdown_table, refuse_existing, write_report
+from pointsam.utils.masks import mask_iou
 
 MVSAM_VIEWS = 12
 MVSAM_IMAGE_SIZE = 256
@@ -163,8 +164,7 @@ def evaluate_cloud_mvsam(segmenter: Segmenter2D, cloud: LabelledCloud, max_click
         ious = []
         for k in range(max_clicks):
             pred = mv.lift(probs[:, k]) > 0.5
-            union = np.count_nonzero(pred | gt)
-            ious.append(np.count_nonzero(pred & gt) / union if union else 0.0)
+            ious.append(float(mask_iou(pred, gt)))
         results.append(ObjectResult(
             cloud=cloud.name, mask=i, name=cloud.names[i] if cloud.names else str(i),
             category=cloud.category, num_points=cloud.num_points, mask_points=int(len(cloud.masks[i])),

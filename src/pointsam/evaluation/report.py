@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pointsam.evaluation.interactive import ObjectResult, results_to_json
-from pointsam.io.writers import atomic_output
+from pointsam.utils.files import atomic_output
 
 
 def markdown_table(summary: dict, title: str = "") -> str:

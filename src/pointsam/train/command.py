@@ -36,9 +36,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--resume", action="store_true", help="continue the run in --out-dir exactly")
     tr.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                     help="autocast precision (default from the config: auto = bf16 on CUDA, fp32 on CPU)")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a "
-                    "terminal, by rank 0)")
-    add_common_arguments(tr, model=False, overwrite=False, device_help="cpu, cuda ... (default: cuda if "
+    tr.add_argument("--no-progress", action="store_true", help="no progress output (rank 0 shows a bar "
+                    "on a terminal, status lines with ETA in logs)")
+    add_common_arguments(tr, model=False, overwrite_help="start a new run in a folder holding another run's "
+                         "files (deletes only checkpoint.pt, model.safetensors, metrics.jsonl, tensorboard/)",
+                         device_help="cpu, cuda ... (default: cuda if "
                          "available; under torchrun each rank uses cuda:LOCAL_RANK)")
 
 
@@ -58,18 +60,18 @@ def _train(args: argparse.Namespace, main: bool, device) -> None:
     from pointsam.data.dataset import PointCloudDataset
     from pointsam.errors import InputError
     from pointsam.train.config import TrainConfig
-    from pointsam.train.loop import CHECKPOINT_FILE, Trainer
+    from pointsam.train.loop import Trainer
     from pointsam.train.mixture import load_mixture
+    from pointsam.train.run_dir import check_run_dir
 
     if not args.config.is_file():
         raise InputError(f"training config not found: {args.config}")
     cfg = TrainConfig.from_file(args.config)
     overrides = (("out_dir", args.out_dir), ("max_steps", args.max_steps), ("precision", args.precision))
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides if v is not None}).validate()
-    ckpt = Path(cfg.out_dir) / CHECKPOINT_FILE
-    if ckpt.exists() and not args.resume:
-        raise FileExistsError(f"{ckpt} exists: pass --resume to continue that run, or choose another "
-                              "--out-dir (nothing is overwritten)")
+    if args.resume and args.overwrite:
+        raise InputError("--resume continues the run in --out-dir; --overwrite starts a new one: pass one")
+    check_run_dir(cfg.out_dir, resume=args.resume, overwrite=args.overwrite)
     if args.resume and (args.init or args.init_uni3d):
         raise InputError("--resume restores the run's own weights; drop --init / --init-uni3d")
     if args.init and args.init_uni3d:
@@ -94,7 +96,7 @@ def _train(args: argparse.Namespace, main: bool, device) -> None:
         report = load_uni3d(model, args.init_uni3d)
         if main:
             print(report.summary(), file=sys.stderr)
-    trainer = Trainer(model, dataset, cfg, device=device)
+    trainer = Trainer(model, dataset, cfg, device=device, overwrite=args.overwrite)
     if args.resume:
         step = trainer.resume()
         if main:
@@ -103,7 +105,7 @@ def _train(args: argparse.Namespace, main: bool, device) -> None:
         procs = f", {trainer.dist.world_size} processes" if trainer.dist.distributed else ""
         print(f"training on {device} ({trainer.precision}{procs}), {len(dataset)} clouds", file=sys.stderr)
     start = time.perf_counter()
-    history = trainer.fit(progress=main and not args.no_progress and sys.stderr.isatty())
+    history = trainer.fit(progress=main and not args.no_progress)
     last = history[-1] if history else {}
     if main:
         print(f"trained to step {trainer.step} in {time.perf_counter() - start:.1f} s; last loss "

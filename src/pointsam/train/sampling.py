@@ -19,6 +19,7 @@ from torch import Tensor
 
 from pointsam.data import LabelledCloud
 from pointsam.errors import InputError
+from pointsam.preprocessing import normalize_points
 
 __all__ = ["TrainSample", "collate", "make_sample", "normalize_points", "rotation_matrix"]
 
@@ -34,14 +35,6 @@ class TrainSample:
     coords: Tensor
     features: Tensor
     gt: Tensor
-
-
-def normalize_points(xyz: np.ndarray) -> np.ndarray:
-    """Centre on the mean and divide by the largest distance, so the cloud fills the unit sphere."""
-    xyz = np.asarray(xyz, dtype=np.float64)
-    centred = xyz - xyz.mean(axis=0)
-    radius = float(np.sqrt((centred**2).sum(axis=1)).max()) if len(xyz) else 0.0
-    return centred / radius if radius > 0 else centred
 
 
 def rotation_matrix(angles: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from scipy.spatial.transform import Rotation
 
 from pointsam.data.converters.files import find_files
 from pointsam.data.converters.partnet import LICENCE, object_category
@@ -76,12 +77,7 @@ class MobilityReport(ConversionReport):
 
 def rpy_matrix(rpy: np.ndarray | tuple[float, float, float]) -> np.ndarray:
     """URDF fixed-axis roll, pitch, yaw (radians) → 3×3 rotation ``Rz(yaw) · Ry(pitch) · Rx(roll)``."""
-    r, p, y = (float(v) for v in rpy)
-    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
-    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    return Rotation.from_euler("xyz", [float(v) for v in rpy]).as_matrix()  # extrinsic x, y, z
 
 
 def origin_matrix(xyz: np.ndarray | tuple[float, float, float] = (0, 0, 0),
