@@ -43,7 +43,7 @@ def test_explicit_config_and_metadata(tmp_path):
 
 def test_wrong_architecture_is_named(tmp_path):
     _, path = _official_file(tmp_path, TINY)
-    with pytest.raises(CheckpointError, match="shape mismatches.*looks like"):
+    with pytest.raises(CheckpointError, match="shape mismatches.*tensors look like"):
         load_model(path, config=PointSAMConfig.large(vit_depth=2, vit_width=128, vit_heads=2))
     with pytest.raises(CheckpointError, match="unexpected keys"):
         load_model(path, config=PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2))

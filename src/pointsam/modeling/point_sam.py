@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from pointsam.modeling.config import PointSAMConfig
-from pointsam.modeling.mask_decoder import DEFAULT_CHUNK, MaskDecoder
+from pointsam.modeling.mask_decoder import MaskDecoder
 from pointsam.modeling.patch_embed import Patches, group_points
 from pointsam.modeling.point_cloud_encoder import PointCloudEncoder
 from pointsam.modeling.prompt_encoder import MaskEncoder, PointEncoder
@@ -32,8 +33,18 @@ def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:
     return x if times == 1 else x.repeat_interleave(times, dim=0)
 
 
+def _warn_removed(name: str) -> None:
+    warnings.warn(f"PointSAM: the {name!r} argument is deprecated and ignored (the ops choose their "
+                  "kernels; PointCloudPredictor uses the fast inference paths)",
+                  DeprecationWarning, stacklevel=3)
+
+
 class PointSAM(nn.Module):
-    """Promptable point-cloud segmentation model with the official state-dict layout."""
+    """Promptable point-cloud segmentation model with the official state-dict layout.
+
+    `encode` and `decode` are the plain reference computation (autograd follows the caller);
+    `PointCloudPredictor` runs the same network through the memory-lean ops in `pointsam.ops`.
+    """
 
     def __init__(self, cfg: PointSAMConfig) -> None:
         super().__init__()
@@ -52,24 +63,26 @@ class PointSAM(nn.Module):
         features: torch.Tensor,
         num_patches: int | None = None,
         patch_size: int | None = None,
-        fps_method: str = "auto",
-        knn_method: str = "auto",
+        fps_method: str | None = None,
+        knn_method: str | None = None,
     ) -> CloudEmbedding:
         """Group and encode clouds coords/features [B, N, 3] (normalized) once.
 
         Autograd follows the caller's mode: wrap in `torch.no_grad()` for inference.
         """
-        patches = group_points(
-            coords,
-            num_patches or self.config.num_patches,
-            patch_size or self.config.patch_size,
-            fps_method,
-            knn_method,
-        )
-        embeddings = self.pc_encoder(coords, features, patches)
+        for name, value in (("fps_method", fps_method), ("knn_method", knn_method)):
+            if value is not None:
+                _warn_removed(name)
+        patches = group_points(coords, num_patches or self.config.num_patches,
+                               patch_size or self.config.patch_size)
+        return self.embed_cloud(coords, patches, self.pc_encoder(coords, features, patches))
+
+    def embed_cloud(self, coords: torch.Tensor, patches: Patches, embeddings: torch.Tensor
+                    ) -> CloudEmbedding:
+        """Bundle F_pc with what every prompt reuses: the centers' PE and each point's 3-NN weights."""
         pe = self.point_encoder.pe_layer(patches.centers)
         with torch.no_grad():
-            idx, weight = three_nn_interpolation_weights(coords, patches.centers, method=knn_method)
+            idx, weight = three_nn_interpolation_weights(coords, patches.centers)
         return CloudEmbedding(coords, patches, embeddings, pe, idx, weight)
 
     def decode(
@@ -79,28 +92,26 @@ class PointSAM(nn.Module):
         prompt_labels: torch.Tensor,
         prompt_masks: torch.Tensor | None = None,
         multimask_output: bool = True,
-        chunk_size: int = DEFAULT_CHUNK,
+        chunk_size: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masks for P = B*M prompt sets (rows b*M..b*M+M-1 belong to cloud b).
 
         prompt_coords [P, Q, 3] normalized, prompt_labels [P, Q] (1 positive, 0 negative),
         prompt_masks [P, N] logits or None. Returns logits [P, C, N] and IoU preds [P, C].
         """
+        if chunk_size is not None:
+            _warn_removed("chunk_size")
         b = cloud.embeddings.shape[0]
         p = prompt_coords.shape[0]
         if p % b:
             raise ValueError(f"number of prompt sets ({p}) must be a multiple of clouds ({b})")
         m = p // b
         sparse = self.point_encoder(prompt_coords, prompt_labels)
-        num_patches = cloud.patches.num_patches
         if prompt_masks is None:
-            dense = self.mask_encoder.no_mask(p, num_patches)
+            dense = self.mask_encoder.no_mask(p, cloud.patches.num_patches)
         else:
-            patches = Patches(
-                _repeat(cloud.patches.fps_idx, m),
-                _repeat(cloud.patches.centers, m),
-                _repeat(cloud.patches.knn_idx, m),
-            )
+            patches = Patches(*(_repeat(t, m) for t in (cloud.patches.fps_idx, cloud.patches.centers,
+                                                         cloud.patches.knn_idx)))
             dense = self.mask_encoder(_repeat(cloud.coords, m), patches, prompt_masks)
         return self.mask_decoder(
             _repeat(cloud.embeddings, m),
@@ -110,7 +121,6 @@ class PointSAM(nn.Module):
             _repeat(cloud.interp_idx, m),
             _repeat(cloud.interp_weight, m),
             multimask_output,
-            chunk_size,
         )
 
     def predict_masks(

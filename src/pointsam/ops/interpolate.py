@@ -1,4 +1,9 @@
-"""Inverse-squared-distance 3-NN interpolation of per-center features back onto points."""
+"""Inverse-squared-distance 3-NN interpolation of per-center features back onto points.
+
+`interpolate_reference` is the plain weighted sum of three gathers; `interpolate` computes the
+same values with no [N, 3, C] temporary (preallocated output, chunks of rows) when no gradient
+is needed, and with three accumulated gathers under autograd.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,13 @@ def three_nn_interpolation_weights(
     recip = 1.0 / dist_sq.clamp_min(WEIGHT_EPS)
     weight = recip / recip.sum(dim=-1, keepdim=True)
     return idx, weight
+
+
+def interpolate_reference(features: Tensor, idx: Tensor, weight: Tensor) -> Tensor:
+    """Plain twin of `interpolate`: sum_j weight[..., j] * features[b, idx[..., j]]."""
+    nb = torch.gather(features[:, :, None, :].expand(-1, -1, 3, -1), 1,
+                      idx[..., None].long().expand(-1, -1, -1, features.shape[-1]))
+    return (nb * weight[..., None].to(features.dtype)).sum(dim=2)
 
 
 def interpolate(features: Tensor, idx: Tensor, weight: Tensor) -> Tensor:
