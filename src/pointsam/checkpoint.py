@@ -310,7 +310,7 @@ def load_model(
                 raise CheckpointError(str(exc)) from None
         if stored is not None and not _same_architecture(cfg, stored):
             raise CheckpointError(
-                f"{path} stores {describe_architecture(stored)}, but config={_short(config)} asks for "
+                f"{path} stores {describe_architecture(stored)}, but the requested config is "
                 f"{describe_architecture(cfg)}; load it without a config (config=None) to use the "
                 "file's own")
     with torch.device("meta"):
