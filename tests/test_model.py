@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from pointsam import PointSAMConfig, build_model
-from pointsam.predictor import decode_fast, encode_fast
 
 TINY_WIDTHS = dict(vit_width=32, vit_depth=2, vit_heads=2, vit_mlp_dim=48, embed_dim=32,
                    decoder_depth=2, decoder_heads=2, decoder_mlp_dim=32, patch_embed_dim=32,
@@ -46,7 +45,7 @@ def test_lean_inference_path_equals_the_reference_model():
     coords, feats = _cloud(b=1, n=500, seed=2)
     with torch.no_grad():
         ref = model.encode(coords, feats, 24, 16)
-        fast = encode_fast(model, coords, feats, 24, 16)
+        fast = model.encode(coords, feats, 24, 16, lean=True)
         torch.testing.assert_close(fast.embeddings, ref.embeddings, atol=1e-5, rtol=1e-5)
         assert torch.equal(fast.patches.knn_idx, ref.patches.knn_idx)
         prompts = coords[:, [[1, 2], [7, 9], [30, 31]]][0]  # 3 prompt sets of 2 points
@@ -56,9 +55,24 @@ def test_lean_inference_path_equals_the_reference_model():
             for multimask in (True, False):
                 want = model.decode(ref, prompts, labels, mask_prompt, multimask)
                 for chunk in (64, 16384):
-                    got = decode_fast(model, fast, prompts, labels, mask_prompt, multimask, chunk)
+                    got = model.decode(fast, prompts, labels, mask_prompt, multimask, chunk_size=chunk)
                     torch.testing.assert_close(got[0], want[0], atol=1e-4, rtol=1e-4)
                     torch.testing.assert_close(got[1], want[1], atol=1e-5, rtol=1e-5)
+
+
+def test_lean_path_with_several_clouds():
+    torch.manual_seed(3)
+    model = build_model(PointSAMConfig.base(**TINY_WIDTHS)).eval()
+    coords, feats = _cloud(b=2, n=300, seed=4)
+    with torch.no_grad():
+        ref = model.encode(coords, feats)
+        fast = model.encode(coords, feats, lean=True)
+        prompts = coords[:, [5, 6]].repeat_interleave(2, dim=0)  # 2 prompt sets per cloud
+        labels = torch.tensor([[1, 0], [1, 1], [1, 0], [0, 1]])
+        masks = torch.randn(4, 300)
+        want = model.decode(ref, prompts, labels, masks, False)
+        got = model.decode(fast, prompts, labels, masks, False, chunk_size=50)
+    torch.testing.assert_close(got[0], want[0], atol=1e-4, rtol=1e-4)
 
 
 def test_importing_the_model_does_not_import_numba():

@@ -9,7 +9,6 @@ from pointsam import PointSAMConfig, build_model
 from pointsam.checkpoint import UNUSED_VIT_KEYS, load_state_dict_checked, official_state_dict
 from pointsam.modeling.patch_embed import Patches, group_points
 from pointsam.ops import farthest_point_sampling, knn, three_nn_interpolation_weights
-from pointsam.predictor import decode_fast, encode_fast
 
 from conftest import GOLDEN_CONFIG_KW, REFERENCE, require
 
@@ -152,12 +151,14 @@ def test_official_predict_masks_signature(model, golden):
 
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_fast_inference_path_matches_official(model, golden, call):
-    """The predictor's lean path (fused PointNet, chunked upsampling) on the golden calls."""
+    """The predictor's lean path (split PointNet, chunked upsampling) on the golden calls."""
     coords_key, labels_key, mask_key, multimask = CALLS[call]
-    cloud = encode_fast(model, golden["input.coords"], golden["input.features"], 128, 32)
+    with torch.no_grad():
+        cloud = model.encode(golden["input.coords"], golden["input.features"], 128, 32, lean=True)
     torch.testing.assert_close(cloud.embeddings, golden["enc.pc_embeddings"], **EMB_TOL)
     pm = golden[mask_key] if mask_key else None
     for chunk in (100, 16384):
-        masks, iou = decode_fast(model, cloud, golden[coords_key], golden[labels_key], pm, multimask, chunk)
+        with torch.no_grad():
+            masks, iou = model.decode(cloud, golden[coords_key], golden[labels_key], pm, multimask, chunk)
         torch.testing.assert_close(masks, golden[f"{call}.masks"], **LOGIT_TOL)
         torch.testing.assert_close(iou, golden[f"{call}.iou_preds"], **LOGIT_TOL)

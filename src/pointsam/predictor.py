@@ -13,9 +13,8 @@ from numpy.typing import ArrayLike
 
 from pointsam.errors import InputError, PointSAMError
 from pointsam.modeling import CloudEmbedding, PointSAM
-from pointsam.modeling.patch_embed import Patches, group_points, patch_inputs
-from pointsam.ops import interpolate, mask_logits, pointnet
-from pointsam.ops.upsample import DEFAULT_CHUNK
+from pointsam.modeling.patch_embed import group_points
+from pointsam.ops import DEFAULT_CHUNK, interpolate
 from pointsam.validation import as_numpy, check_labels, check_xyz, colors_to_unit
 
 LARGE_CLOUD = 100_000  # above this many points the grouping grows (paper Sec. 3, Table 6)
@@ -30,49 +29,6 @@ NEGATIVE_ONLY_LOGIT = -1.0  # logits of a prompt with no positive click are capp
 
 class PointCloudNotSetError(PointSAMError, RuntimeError):
     """`predict` (or a query of the cloud) before `set_point_cloud`."""
-
-
-@torch.no_grad()
-def encode_fast(model: PointSAM, coords: torch.Tensor, features: torch.Tensor, num_patches: int,
-                patch_size: int, progress: Callable[[str], None] | None = None) -> CloudEmbedding:
-    """`model.encode` through the memory-lean ops (same values; no autograd), with stage messages."""
-    say = progress or (lambda _msg: None)
-    t = time.perf_counter()
-    patches = group_points(coords, num_patches, patch_size)
-    say(f"grouped into {num_patches} patches x {patch_size} points ({time.perf_counter() - t:.1f} s)")
-    t = time.perf_counter()
-    pn = model.pc_encoder.patch_embed.patch_encoder
-    feats = pointnet(patch_inputs(coords, features, patches), pn.conv1, pn.conv2)
-    say(f"patch PointNet done ({time.perf_counter() - t:.1f} s)")
-    t = time.perf_counter()
-    embeddings = model.pc_encoder.encode_patches(feats, patches.centers)
-    say(f"transformer done ({time.perf_counter() - t:.1f} s)")
-    return model.embed_cloud(coords, patches, embeddings)
-
-
-@torch.no_grad()
-def decode_fast(model: PointSAM, cloud: CloudEmbedding, prompt_coords: torch.Tensor,
-                prompt_labels: torch.Tensor, prompt_masks: torch.Tensor | None = None,
-                multimask_output: bool = True, chunk_size: int = DEFAULT_CHUNK
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`model.decode` for P prompt sets on one cloud through the memory-lean ops (same values)."""
-    p = prompt_coords.shape[0]
-    sparse = model.point_encoder(prompt_coords, prompt_labels)
-    if prompt_masks is None:
-        dense = model.mask_encoder.no_mask(p, cloud.patches.num_patches)
-    else:
-        one = cloud.patches
-        patches = Patches(one.fps_idx.expand(p, -1), one.centers.expand(p, -1, -1),
-                          one.knn_idx.expand(p, -1, -1))
-        x = patch_inputs(cloud.coords.expand(p, -1, -1), prompt_masks.unsqueeze(-1), patches)
-        enc = model.mask_encoder.patch_encoder
-        dense = pointnet(x, enc.conv1, enc.conv2)
-    decoder = model.mask_decoder
-    src, hyper, iou = decoder.predict_tokens(cloud.embeddings.expand(p, -1, -1),
-                                             cloud.pe.expand(p, -1, -1), sparse, dense, multimask_output)
-    logits = mask_logits(src, hyper, cloud.interp_idx, cloud.interp_weight, decoder.output_upscaling,
-                         chunk_size)
-    return logits, iou
 
 
 @dataclass(frozen=True)
@@ -206,7 +162,12 @@ class PointCloudPredictor:
         feats_t = torch.from_numpy(colours * 2.0 - 1.0).to(dev).unsqueeze(0)
         say(f"encoding {n:,} points as {use_l} patches x {use_k} points")
         self.reset()
-        self._cloud = encode_fast(self.model, coords_t, feats_t, use_l, use_k, say)
+        t = time.perf_counter()
+        patches = group_points(coords_t, use_l, use_k)
+        say(f"grouped (FPS + kNN) in {time.perf_counter() - t:.1f} s; running the encoder network")
+        t = time.perf_counter()
+        self._cloud = self.model.encode(coords_t, feats_t, patches=patches, lean=True)
+        say(f"encoder network done in {time.perf_counter() - t:.1f} s")
         self._xyz = xyz
         self.normalization = norm
 
@@ -403,8 +364,8 @@ class PointCloudPredictor:
         parts = []
         for s in range(0, p, PROMPT_BATCH):
             e = min(p, s + PROMPT_BATCH)
-            parts.append(decode_fast(
-                self.model, cloud, point_coords[s:e].to(dev, torch.float32), labels[s:e].to(dev),
+            parts.append(self.model.decode(
+                cloud, point_coords[s:e].to(dev, torch.float32), labels[s:e].to(dev),
                 None if mask_input is None else mask_input[s:e].to(dev), multimask_output,
                 self.chunk_size,
             ))

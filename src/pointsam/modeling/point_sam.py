@@ -10,11 +10,11 @@ from torch import nn
 
 from pointsam.modeling.config import PointSAMConfig
 from pointsam.modeling.mask_decoder import MaskDecoder
-from pointsam.modeling.patch_embed import Patches, group_points
+from pointsam.modeling.patch_embed import Patches, group_points, patch_inputs
 from pointsam.modeling.point_cloud_encoder import PointCloudEncoder
 from pointsam.modeling.prompt_encoder import MaskEncoder, PointEncoder
 from pointsam.modeling.transformer import TwoWayTransformer
-from pointsam.ops import three_nn_interpolation_weights
+from pointsam.ops import mask_logits, pointnet, three_nn_interpolation_weights
 
 
 @dataclass
@@ -35,15 +35,16 @@ def _repeat(x: torch.Tensor, times: int) -> torch.Tensor:
 
 def _warn_removed(name: str) -> None:
     warnings.warn(f"PointSAM: the {name!r} argument is deprecated and ignored (the ops choose their "
-                  "kernels; PointCloudPredictor uses the fast inference paths)",
-                  DeprecationWarning, stacklevel=3)
+                  "exact kernels themselves)", DeprecationWarning, stacklevel=3)
 
 
 class PointSAM(nn.Module):
     """Promptable point-cloud segmentation model with the official state-dict layout.
 
-    `encode` and `decode` are the plain reference computation (autograd follows the caller);
-    `PointCloudPredictor` runs the same network through the memory-lean ops in `pointsam.ops`.
+    By default `encode` and `decode` run the plain modules (the reference; autograd follows the
+    caller). `encode(..., lean=True)` and `decode(..., chunk_size=n)` compute the same values
+    through the memory-lean ops `pointsam.ops.pointnet` / `mask_logits` (inference: what
+    `PointCloudPredictor` uses for big clouds).
     """
 
     def __init__(self, cfg: PointSAMConfig) -> None:
@@ -65,17 +66,29 @@ class PointSAM(nn.Module):
         patch_size: int | None = None,
         fps_method: str | None = None,
         knn_method: str | None = None,
+        *,
+        patches: Patches | None = None,
+        lean: bool = False,
     ) -> CloudEmbedding:
         """Group and encode clouds coords/features [B, N, 3] (normalized) once.
 
-        Autograd follows the caller's mode: wrap in `torch.no_grad()` for inference.
+        `patches` reuses a grouping (else FPS + kNN here); `lean` runs the patch PointNet through
+        `ops.pointnet` (same values, far smaller temporaries). Autograd follows the caller's
+        mode: wrap in `torch.no_grad()` for inference.
         """
         for name, value in (("fps_method", fps_method), ("knn_method", knn_method)):
             if value is not None:
                 _warn_removed(name)
-        patches = group_points(coords, num_patches or self.config.num_patches,
-                               patch_size or self.config.patch_size)
-        return self.embed_cloud(coords, patches, self.pc_encoder(coords, features, patches))
+        if patches is None:
+            patches = group_points(coords, num_patches or self.config.num_patches,
+                                   patch_size or self.config.patch_size)
+        if lean:
+            pn = self.pc_encoder.patch_embed.patch_encoder
+            feats = pointnet(patch_inputs(coords, features, patches), pn.conv1, pn.conv2)
+            embeddings = self.pc_encoder.encode_patches(feats, patches.centers)
+        else:
+            embeddings = self.pc_encoder(coords, features, patches)
+        return self.embed_cloud(coords, patches, embeddings)
 
     def embed_cloud(self, coords: torch.Tensor, patches: Patches, embeddings: torch.Tensor
                     ) -> CloudEmbedding:
@@ -98,9 +111,9 @@ class PointSAM(nn.Module):
 
         prompt_coords [P, Q, 3] normalized, prompt_labels [P, Q] (1 positive, 0 negative),
         prompt_masks [P, N] logits or None. Returns logits [P, C, N] and IoU preds [P, C].
+        `chunk_size` (points) switches to the lean ops: same values, no [P, N, D] temporaries.
         """
-        if chunk_size is not None:
-            _warn_removed("chunk_size")
+        lean = chunk_size is not None
         b = cloud.embeddings.shape[0]
         p = prompt_coords.shape[0]
         if p % b:
@@ -112,16 +125,21 @@ class PointSAM(nn.Module):
         else:
             patches = Patches(*(_repeat(t, m) for t in (cloud.patches.fps_idx, cloud.patches.centers,
                                                          cloud.patches.knn_idx)))
-            dense = self.mask_encoder(_repeat(cloud.coords, m), patches, prompt_masks)
-        return self.mask_decoder(
-            _repeat(cloud.embeddings, m),
-            _repeat(cloud.pe, m),
-            sparse,
-            dense,
-            _repeat(cloud.interp_idx, m),
-            _repeat(cloud.interp_weight, m),
-            multimask_output,
-        )
+            if lean:
+                enc = self.mask_encoder.patch_encoder
+                x = patch_inputs(_repeat(cloud.coords, m), prompt_masks.detach().unsqueeze(-1), patches)
+                dense = pointnet(x, enc.conv1, enc.conv2)
+            else:
+                dense = self.mask_encoder(_repeat(cloud.coords, m), patches, prompt_masks)
+        decoder = self.mask_decoder
+        embeddings, pe = _repeat(cloud.embeddings, m), _repeat(cloud.pe, m)
+        idx, weight = _repeat(cloud.interp_idx, m), _repeat(cloud.interp_weight, m)
+        if not lean:
+            return decoder(embeddings, pe, sparse, dense, idx, weight, multimask_output)
+        src, hyper, iou_pred = decoder.predict_tokens(embeddings, pe, sparse, dense, multimask_output)
+        if b == 1:  # every prompt shares the cloud's interpolation weights
+            idx, weight = cloud.interp_idx, cloud.interp_weight
+        return mask_logits(src, hyper, idx, weight, decoder.output_upscaling, chunk_size), iou_pred
 
     def predict_masks(
         self,

@@ -10,9 +10,10 @@ from pointsam.ops.fps import FPS_METHODS, farthest_point_sampling, farthest_poin
 from pointsam.ops.interpolate import interpolate, interpolate_reference, three_nn_interpolation_weights
 from pointsam.ops.knn import KNN_METHODS, gather_groups, knn, knn_reference
 from pointsam.ops.pointnet import pointnet, pointnet_reference
-from pointsam.ops.upsample import mask_logits, mask_logits_reference
+from pointsam.ops.upsample import DEFAULT_CHUNK, mask_logits, mask_logits_reference
 
 __all__ = [
+    "DEFAULT_CHUNK",
     "FPS_METHODS",
     "KNN_METHODS",
     "farthest_point_sampling",
