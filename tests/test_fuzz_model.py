@@ -73,11 +73,17 @@ def test_too_many_prompt_points_is_refused_before_any_allocation(predictor):
         predictor.predict_torch(torch.zeros(1, 100_000, 3), torch.ones(1, 100_000))
 
 
-def test_many_prompt_sets_are_decoded_in_batches(predictor):
+def test_many_prompt_sets_are_decoded_in_batches(predictor, monkeypatch):
+    import pointsam.predictor as pred_mod
+
+    calls = []
+    real = predictor.model.decode
+    monkeypatch.setattr(pred_mod, "PROMPT_BATCH", 16)
+    monkeypatch.setattr(predictor.model, "decode", lambda *a, **k: calls.append(1) or real(*a, **k))
     idx = torch.arange(40)
     coords = torch.from_numpy(XYZ)[idx][:, None]
     masks, scores, logits = predictor.predict_torch(coords, torch.ones(40, 1))
-    assert masks.shape == (40, 3, 300) and scores.shape == (40, 3)
+    assert masks.shape == (40, 3, 300) and scores.shape == (40, 3) and len(calls) == 3
     one = predictor.predict(XYZ[39:40], [1])[2]
     np.testing.assert_allclose(logits[39].numpy(), one, atol=1e-5)
 

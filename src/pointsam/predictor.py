@@ -22,7 +22,7 @@ LARGE_NUM_PATCHES = 2048
 LARGE_PATCH_SIZE = 256
 PROMPT_TOLERANCE = 1e-4  # normalized radius slack for prompts on the cloud's outermost points
 MAX_PROMPT_POINTS = 1024  # points per prompt set (the decoder's self-attention is quadratic in it)
-PROMPT_BATCH = 16  # prompt sets decoded together in predict_torch
+PROMPT_BATCH = 64  # prompt sets decoded together in predict_torch (bounds its temporaries)
 MASK_LOGIT_LIMIT = 1e6  # |mask_input| above this overflows the mask encoder in float32
 NEGATIVE_ONLY_LOGIT = -1.0  # logits of a prompt with no positive click are capped here
 
