@@ -342,3 +342,31 @@ def test_fps_ties_keep_the_first_index(kind: str) -> None:
         pts = np.round(rng.normal(size=(5000, 3)) * 10) / 10
     xyz = torch.from_numpy(pts.astype(np.float32))[None]
     assert torch.equal(farthest_point_sampling(xyz, 200), farthest_point_sampling_reference(xyz, 200))
+
+
+@pytest.mark.parametrize("kind", ["grid", "duplicates", "voxels", "uniform", "one_point_blocks"])
+def test_fps_blocked_path_matches_reference(kind: str) -> None:
+    """The large-cloud path (Morton blocks, box bounds) picks exactly like the loop, ties included."""
+    fps_mod = importlib.import_module("pointsam.ops.fps")
+    rng = np.random.default_rng(1)
+    if kind == "grid":
+        pts = rng.permutation(np.stack(np.meshgrid(*[np.arange(12)] * 3), -1).reshape(-1, 3))
+    elif kind == "duplicates":
+        pts = np.repeat(rng.normal(size=(300, 3)), 5, axis=0)
+    elif kind == "voxels":
+        pts = np.round(rng.normal(size=(6000, 3)) * 10) / 10
+    elif kind == "uniform":
+        pts = rng.uniform(-5, 5, size=(8_000, 3))
+    else:
+        pts = rng.normal(size=(1001, 3))  # last block holds a single real point
+    xyz = torch.from_numpy(pts.astype(np.float32))
+    ref = farthest_point_sampling_reference(xyz[None], 300)[0]
+    for block in (1, 64, 256):
+        assert torch.equal(fps_mod._fps_blocked_one(xyz, 300, block), ref), block
+
+
+def test_fps_auto_uses_blocked_path_on_large_clouds(scene: torch.Tensor) -> None:
+    fps_mod = importlib.import_module("pointsam.ops.fps")
+    big = torch.cat([scene, scene * 0.5 + 1.0, scene * 0.25 - 2.0], dim=1)  # 60k points
+    assert big.shape[1] >= fps_mod.BLOCKED_MIN_POINTS
+    assert torch.equal(farthest_point_sampling(big, 96), farthest_point_sampling_reference(big, 96))

@@ -2,10 +2,17 @@
 
 `farthest_point_sampling_reference` is the plain loop: squared distance dx*dx + dy*dy + dz*dz in
 float32, running minimum, first index of the maximum. `farthest_point_sampling` gives exactly the
-same picks: on CPU through fpsample's single-threaded compiled loop (`fps_sampling`), on other
-devices through the reference loop. fpsample keeps the *last* of tied maxima, so it runs on the
-reversed cloud from its last point: the last tied index there is the first one here (ties are
-common in voxelised scans and duplicated points; tests/test_ops.py checks grids and duplicates).
+same picks, on CPU by one of two single-threaded exact paths (so it never fights other processes
+for cores):
+- small clouds: fpsample's compiled loop (`fps_sampling`). fpsample keeps the *last* of tied
+  maxima, so it runs on the reversed cloud from its last point: the last tied index there is the
+  first one here (ties are common in voxelised scans and duplicated points).
+- large clouds: a blocked loop in torch. Points are sorted along a Morton curve into blocks with
+  bounding boxes; a new center only updates the blocks whose box is nearer than the block's
+  current largest distance (the others cannot change), so late iterations touch few points.
+  Distances use the reference formula and a box bound that never exceeds them, so the running
+  minima, the maximum and its first index are exactly the reference's.
+Other devices use the reference loop. tests/test_ops.py checks all paths on grids and duplicates.
 """
 
 from __future__ import annotations
@@ -20,18 +27,29 @@ from pointsam.errors import InputError
 from pointsam.ops.knn import check_xyz
 
 FPS_METHODS = ("auto", "reference", "bucket")
+BLOCKED_MIN_POINTS = 50_000  # from here on the blocked loop beats fpsample's full scans
+BLOCK_SIZE = 256
 
 
 def farthest_point_sampling_reference(xyz: Tensor, num_samples: int) -> Tensor:
-    """Plain torch FPS from index 0 on any device; LongTensor [B, num_samples]."""
+    """Plain torch FPS from index 0 on any device; LongTensor [B, num_samples].
+
+    d = (dx*dx + dy*dy) + dz*dz in float32 (no FMA), running minimum, first index of the maximum;
+    written with in-place ops into reused buffers (this is also the GPU path).
+    """
     B, N, _ = xyz.shape
     x, y, z = (xyz[..., c].float().contiguous() for c in range(3))
     out = torch.zeros(B, num_samples, dtype=torch.long, device=xyz.device)
     dist = torch.full((B, N), float("inf"), dtype=torch.float32, device=xyz.device)
     last = torch.zeros(B, 1, dtype=torch.long, device=xyz.device)
+    d = torch.empty_like(dist)
+    t = torch.empty_like(dist)
     for i in range(1, num_samples):
-        dx, dy, dz = (c - c.gather(1, last) for c in (x, y, z))
-        d = (dx * dx + dy * dy) + dz * dz
+        torch.sub(x, x.gather(1, last), out=d)
+        d.mul_(d)
+        for c in (y, z):
+            torch.sub(c, c.gather(1, last), out=t)
+            d.add_(t.mul_(t))
         torch.minimum(dist, d, out=dist)
         last = torch.argmax(dist, dim=1, keepdim=True)
         out[:, i] = last[:, 0]
@@ -49,6 +67,62 @@ def _fps_fpsample(xyz: Tensor, num_samples: int) -> Tensor:
     return torch.from_numpy(out).to(xyz.device)
 
 
+def _morton_order(p: Tensor) -> Tensor:
+    """Indices sorting points [N, 3] along a 10-bit-per-axis Morton (Z-order) curve."""
+    lo = p.amin(0)
+    q = ((p - lo) / (p.amax(0) - lo).amax().clamp_min(1e-30) * 1023).long().clamp_(0, 1023)
+
+    def spread(v: Tensor) -> Tensor:  # insert two zero bits between the 10 bits of v
+        v = (v | (v << 16)) & 0x030000FF
+        v = (v | (v << 8)) & 0x0300F00F
+        v = (v | (v << 4)) & 0x030C30C3
+        return (v | (v << 2)) & 0x09249249
+
+    return torch.argsort(spread(q[:, 0]) | (spread(q[:, 1]) << 1) | (spread(q[:, 2]) << 2))
+
+
+def _fps_blocked_one(p: Tensor, num_samples: int, block: int = BLOCK_SIZE) -> Tensor:
+    """Exact FPS of one cloud p [N, 3] (float32, CPU) from index 0, updating only reachable blocks."""
+    n = p.shape[0]
+    order = _morton_order(p)
+    nb = (n + block - 1) // block
+    pad = nb * block - n
+    if pad:  # fill the last block with copies of its last point, never eligible (distance -1)
+        order = torch.cat([order, order[-1:].expand(pad)])
+    pts = p[order].view(nb, block, 3)
+    orig = order.view(nb, block).clone()
+    dist = torch.full((nb, block), float("inf"))
+    if pad:
+        dist.view(-1)[n:] = -1.0
+        orig.view(-1)[n:] = n
+    box_lo, box_hi = pts.amin(1), pts.amax(1)
+    block_max = torch.full((nb,), float("inf"))  # largest running distance in each block
+    block_first = orig.amin(1)  # smallest original index holding it
+    out = torch.zeros(num_samples, dtype=torch.long)
+    last = 0
+    for i in range(1, num_samples):
+        c = p[last]
+        gap = (box_lo - c).clamp_min_(0) + (c - box_hi).clamp_min_(0)
+        gap.mul_(gap)
+        bound = (gap[:, 0] + gap[:, 1]) + gap[:, 2]  # <= every distance from c into the block
+        sel = torch.nonzero(bound <= block_max).squeeze(1)
+        q = pts.index_select(0, sel)
+        d = q[..., 0] - c[0]
+        d.mul_(d)
+        for axis in (1, 2):
+            t = q[..., axis] - c[axis]
+            d.add_(t.mul_(t))
+        d = torch.minimum(dist.index_select(0, sel), d)
+        dist.index_copy_(0, sel, d)
+        m = d.amax(1)
+        block_max.index_copy_(0, sel, m)
+        first = torch.where(d == m[:, None], orig.index_select(0, sel), n).amin(1)
+        block_first.index_copy_(0, sel, first)
+        last = int(block_first[block_max == block_max.max()].min())
+        out[i] = last
+    return out
+
+
 def _fps_bucket(xyz: Tensor, num_samples: int) -> Tensor:
     """fpsample QuickFPS: an exact FPS sequence, but from a start point of its own (opt-in only)."""
     import fpsample
@@ -64,7 +138,7 @@ def _fps_bucket(xyz: Tensor, num_samples: int) -> Tensor:
 def farthest_point_sampling(xyz: Tensor, num_samples: int, method: str = "auto") -> Tensor:
     """Farthest point sampling from index 0 (official picks); returns LongTensor [B, num_samples].
 
-    method: 'auto' (fpsample on CPU, the reference loop elsewhere; both exact), 'reference', or
+    method: 'auto' (exact fast paths on CPU, the reference loop elsewhere), 'reference', or
     'bucket' (fpsample's QuickFPS: much faster, exact FPS but NOT the official start point).
     """
     check_xyz("xyz", xyz)
@@ -85,5 +159,8 @@ def farthest_point_sampling(xyz: Tensor, num_samples: int, method: str = "auto")
     if method == "bucket":
         return _fps_bucket(xyz, num_samples)
     if method == "auto" and xyz.device.type == "cpu":
-        return _fps_fpsample(xyz, num_samples)
+        if N < BLOCKED_MIN_POINTS:
+            return _fps_fpsample(xyz, num_samples)
+        pts = xyz.detach().float()
+        return torch.stack([_fps_blocked_one(pts[b].contiguous(), num_samples) for b in range(xyz.shape[0])])
     return farthest_point_sampling_reference(xyz, num_samples)
