@@ -7,7 +7,7 @@ for cores):
 - small clouds: fpsample's compiled loop (`fps_sampling`). fpsample keeps the *last* of tied
   maxima, so it runs on the reversed cloud from its last point: the last tied index there is the
   first one here (ties are common in voxelised scans and duplicated points).
-- large clouds: a blocked loop in torch. Points are sorted along a Morton curve into blocks with
+- large clouds: a blocked loop in numpy. Points are sorted along a Morton curve into blocks with
   bounding boxes; a new center only updates the blocks whose box is nearer than the block's
   current largest distance (the others cannot change), so late iterations touch few points.
   Distances use the reference formula and a box bound that never exceeds them, so the running
@@ -27,7 +27,7 @@ from pointsam.errors import InputError
 from pointsam.ops.knn import check_xyz
 
 FPS_METHODS = ("auto", "reference", "bucket")
-BLOCKED_MIN_POINTS = 50_000  # from here on the blocked loop beats fpsample's full scans
+BLOCKED_MIN_POINTS = 20_000  # from about here the blocked loop beats fpsample's full scans
 BLOCK_SIZE = 256
 
 
@@ -67,57 +67,62 @@ def _fps_fpsample(xyz: Tensor, num_samples: int) -> Tensor:
     return torch.from_numpy(out).to(xyz.device)
 
 
-def _morton_order(p: Tensor) -> Tensor:
+def _morton_order(p: np.ndarray) -> np.ndarray:
     """Indices sorting points [N, 3] along a 10-bit-per-axis Morton (Z-order) curve."""
-    lo = p.amin(0)
-    q = ((p - lo) / (p.amax(0) - lo).amax().clamp_min(1e-30) * 1023).long().clamp_(0, 1023)
+    lo = p.min(0)
+    extent = max(float((p.max(0) - lo).max()), 1e-30)
+    q = np.clip(((p - lo) / extent * 1023).astype(np.int64), 0, 1023)
 
-    def spread(v: Tensor) -> Tensor:  # insert two zero bits between the 10 bits of v
+    def spread(v: np.ndarray) -> np.ndarray:  # insert two zero bits between the 10 bits of v
         v = (v | (v << 16)) & 0x030000FF
         v = (v | (v << 8)) & 0x0300F00F
         v = (v | (v << 4)) & 0x030C30C3
         return (v | (v << 2)) & 0x09249249
 
-    return torch.argsort(spread(q[:, 0]) | (spread(q[:, 1]) << 1) | (spread(q[:, 2]) << 2))
+    return np.argsort(spread(q[:, 0]) | (spread(q[:, 1]) << 1) | (spread(q[:, 2]) << 2), kind="stable")
 
 
-def _fps_blocked_one(p: Tensor, num_samples: int, block: int = BLOCK_SIZE) -> Tensor:
-    """Exact FPS of one cloud p [N, 3] (float32, CPU) from index 0, updating only reachable blocks."""
+def _fps_blocked_one(p: np.ndarray, num_samples: int, block: int = BLOCK_SIZE) -> np.ndarray:
+    """Exact FPS of one cloud p [N, 3] float32 from index 0, updating only reachable blocks.
+
+    numpy on purpose: its element-wise ops are single-threaded, so this loop of small steps
+    never waits on a thread pool that other processes keep busy.
+    """
     n = p.shape[0]
     order = _morton_order(p)
     nb = (n + block - 1) // block
     pad = nb * block - n
     if pad:  # fill the last block with copies of its last point, never eligible (distance -1)
-        order = torch.cat([order, order[-1:].expand(pad)])
-    pts = p[order].view(nb, block, 3)
-    orig = order.view(nb, block).clone()
-    dist = torch.full((nb, block), float("inf"))
+        order = np.concatenate([order, np.full(pad, order[-1])])
+    x, y, z = (np.ascontiguousarray(p[order, axis].reshape(nb, block)) for axis in range(3))
+    orig = order.reshape(nb, block).copy()
+    dist = np.full((nb, block), np.inf, dtype=np.float32)
     if pad:
-        dist.view(-1)[n:] = -1.0
-        orig.view(-1)[n:] = n
-    box_lo, box_hi = pts.amin(1), pts.amax(1)
-    block_max = torch.full((nb,), float("inf"))  # largest running distance in each block
-    block_first = orig.amin(1)  # smallest original index holding it
-    out = torch.zeros(num_samples, dtype=torch.long)
+        dist.reshape(-1)[n:] = -1.0
+        orig.reshape(-1)[n:] = n
+    box_lo = np.stack([x.min(1), y.min(1), z.min(1)], axis=1)
+    box_hi = np.stack([x.max(1), y.max(1), z.max(1)], axis=1)
+    block_max = np.full(nb, np.inf, dtype=np.float32)  # largest running distance in each block
+    block_first = orig.min(1)  # smallest original index holding it
+    out = np.zeros(num_samples, dtype=np.int64)
     last = 0
     for i in range(1, num_samples):
         c = p[last]
-        gap = (box_lo - c).clamp_min_(0) + (c - box_hi).clamp_min_(0)
-        gap.mul_(gap)
+        gap = np.maximum(box_lo - c, 0) + np.maximum(c - box_hi, 0)
+        gap *= gap
         bound = (gap[:, 0] + gap[:, 1]) + gap[:, 2]  # <= every distance from c into the block
-        sel = torch.nonzero(bound <= block_max).squeeze(1)
-        q = pts.index_select(0, sel)
-        d = q[..., 0] - c[0]
-        d.mul_(d)
-        for axis in (1, 2):
-            t = q[..., axis] - c[axis]
-            d.add_(t.mul_(t))
-        d = torch.minimum(dist.index_select(0, sel), d)
-        dist.index_copy_(0, sel, d)
-        m = d.amax(1)
-        block_max.index_copy_(0, sel, m)
-        first = torch.where(d == m[:, None], orig.index_select(0, sel), n).amin(1)
-        block_first.index_copy_(0, sel, first)
+        sel = np.flatnonzero(bound <= block_max)
+        d = x[sel] - c[0]
+        d *= d
+        for coord, value in ((y, c[1]), (z, c[2])):
+            t = coord[sel] - value
+            t *= t
+            d += t
+        np.minimum(dist[sel], d, out=d)
+        dist[sel] = d
+        m = d.max(1)
+        block_max[sel] = m
+        block_first[sel] = np.where(d == m[:, None], orig[sel], n).min(1)
         last = int(block_first[block_max == block_max.max()].min())
         out[i] = last
     return out
@@ -161,6 +166,7 @@ def farthest_point_sampling(xyz: Tensor, num_samples: int, method: str = "auto")
     if method == "auto" and xyz.device.type == "cpu":
         if N < BLOCKED_MIN_POINTS:
             return _fps_fpsample(xyz, num_samples)
-        pts = xyz.detach().float()
-        return torch.stack([_fps_blocked_one(pts[b].contiguous(), num_samples) for b in range(xyz.shape[0])])
+        pts = xyz.detach().to("cpu", torch.float32).numpy()
+        out = np.stack([_fps_blocked_one(np.ascontiguousarray(p), num_samples) for p in pts])
+        return torch.from_numpy(out).to(xyz.device)
     return farthest_point_sampling_reference(xyz, num_samples)
