@@ -5,9 +5,9 @@ For each prompt p, point n and mask c the decoder computes
 with mlp = Linear, LayerNorm, GELU, Linear, GELU (`output_upscaling`). `mask_logits_reference`
 does exactly that on all N points at once. `mask_logits` gives the same values for large N
 without the [P, N, D] temporaries: the first Linear commutes with the interpolation (the three
-weights sum to one), so it runs on the L tokens; then points go through in chunks with one
-preallocated buffer (gather, weight, LayerNorm, GELU, Linear, GELU, one matmul with the
-hypernetwork outputs). Plain torch; meant for inference (no_grad).
+weights sum to one), so it runs on the L tokens; then points go through in chunks (weighted
+3-NN sum in one `embedding_bag`, LayerNorm, GELU, Linear, GELU, one matmul with the hypernetwork
+outputs). Plain torch; meant for inference (no_grad).
 """
 
 from __future__ import annotations
@@ -37,21 +37,11 @@ def mask_logits(src: Tensor, hyper: Tensor, idx: Tensor, weight: Tensor, upscali
     d = tokens.shape[-1]
     out = tokens.new_empty(p, hyper.shape[1], n)
     step = max(1, chunk_size)
-    buf = tokens.new_empty(min(step, n), d)
-    tmp = tokens.new_empty(min(step, n), d)
     for b in range(p):
         ib, wb = idx[min(b, idx.shape[0] - 1)], weight[min(b, weight.shape[0] - 1)].to(tokens.dtype)
         for s in range(0, n, step):
-            e = min(n, s + step)
-            i, w = ib[s:e], wb[s:e]
-            x, t = buf[: e - s], tmp[: e - s]
-            torch.index_select(tokens[b], 0, i[:, 0], out=x)
-            x.mul_(w[:, 0:1])
-            torch.index_select(tokens[b], 0, i[:, 1], out=t)
-            x.addcmul_(t, w[:, 1:2])
-            torch.index_select(tokens[b], 0, i[:, 2], out=t)
-            x.addcmul_(t, w[:, 2:3])
-            x = F.gelu(F.layer_norm(x, (d,), norm.weight, norm.bias, norm.eps))
-            x = F.gelu(lin1(x))
-            out[b, :, s:e] = torch.mm(x, hyper[b].T).T
+            x = F.embedding_bag(ib[s : s + step], tokens[b], per_sample_weights=wb[s : s + step], mode="sum")
+            x = torch.ops.aten.gelu_(F.layer_norm(x, (d,), norm.weight, norm.bias, norm.eps))
+            x = torch.ops.aten.gelu_(lin1(x))  # in place: both are fresh temporaries
+            out[b, :, s : s + step] = torch.mm(x, hyper[b].T).T
     return out
