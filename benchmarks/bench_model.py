@@ -4,8 +4,9 @@ Run: python benchmarks/bench_model.py [--sizes 10000 100000 1000000 5000000] [--
        [--compare /path/to/other/src] [--busy-size 237360]
 Each (config, size) runs in a fresh subprocess so its peak RSS is its own. Prints Markdown tables.
 `--compare SRC` runs every case a second time with PYTHONPATH=SRC (e.g. /work/main/src), giving a
-same-run before/after table. The last table times the bundled model's encode of a scene-sized
-cloud alone and with one CPU-burning neighbour process (thread oversubscription).
+same-run before/after table. Two more tables: the first click on the bundled example in a fresh
+process (any JIT or lazy start-up cost shows here), and the bundled model's encode of a
+scene-sized cloud alone and with one CPU-burning neighbour process (thread oversubscription).
 """
 
 from __future__ import annotations
@@ -104,6 +105,26 @@ def run_busy_case(n: int) -> dict:
     return out
 
 
+def run_first_click() -> dict:
+    """Fresh process: bundled model, the bundled example table, time of the very first click."""
+    from pointsam import PointCloudPredictor, load_model
+    from pointsam.checkpoint import default_model_path
+    from pointsam.io import read_point_cloud
+
+    cloud = read_point_cloud(default_model_path().parent / "example_table.ply")
+    pred = PointCloudPredictor(load_model(device="cpu"))
+    t = time.perf_counter()
+    pred.set_point_cloud(cloud.xyz, cloud.rgb)
+    encode_s = time.perf_counter() - t
+    times = []
+    for i in range(3):
+        t = time.perf_counter()
+        pred.predict(point_indices=[i * 101], point_labels=[1])
+        times.append(time.perf_counter() - t)
+    return {"n": pred.num_points, "encode_s": encode_s, "first_ms": 1000 * times[0],
+            "later_ms": 1000 * float(np.median(times[1:]))}
+
+
 def run_case(config: str, n: int, clicks: int) -> dict:
     """One measurement, in this process."""
     import resource
@@ -164,6 +185,7 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--busy", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--first-click", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         config, n = args.case.split(":")
@@ -173,6 +195,10 @@ def main() -> None:
     if args.busy:
         torch.set_num_threads(2)
         print(json.dumps(run_busy_case(args.busy)))
+        return
+    if args.first_click:
+        torch.set_num_threads(2)
+        print(json.dumps(run_first_click()))
         return
     trees = [("this", HERE_SRC)] + ([("compare", args.compare)] if args.compare else [])
     torch.set_num_threads(2)
@@ -201,6 +227,17 @@ def main() -> None:
                       f"{r['decode_ms']:.0f} | {floor_ms:.0f} | {r['decode_ms'] / floor_ms:.1f}x | "
                       f"{r['refine_ms']:.0f} | "
                       f"{r['peak_rss_gb']:.2f} |", flush=True)
+    print("\n| tree | example table, bundled model (fresh process) | encode (s) | first click (ms) | "
+          "later clicks (ms) |")
+    print("|---|---|---|---|---|")
+    for name, src in trees:
+        out = _subprocess(src, "--first-click")
+        if out.returncode:
+            print(f"| {name} | failed: {_fail(out)} |", flush=True)
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"| {name} | {r['n']:,} points | {r['encode_s']:.2f} | {r['first_ms']:.0f} | "
+              f"{r['later_ms']:.0f} |", flush=True)
     if args.busy_size:
         print("\n| tree | encode, bundled model | threads | alone (s) | one busy neighbour (s) | slowdown |")
         print("|---|---|---|---|---|---|")
