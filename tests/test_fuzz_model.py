@@ -150,22 +150,32 @@ def test_hostile_metadata_falls_back_to_the_tensor_shapes(tmp_path, meta):
     assert model.config.vit_depth == TINY.vit_depth and model.config.vit_width == TINY.vit_width
 
 
-def test_explicit_config_contradicting_the_file_is_an_error(tmp_path):
+def test_explicit_config_contradicting_the_file_warns_and_uses_the_file(tmp_path):
     path = save_model(build_model(TINY), tmp_path / "m.safetensors")
-    with pytest.raises(CheckpointError,
-                       match="stores a custom architecture.*requested config is the 'large' preset"):
-        load_model(path, config="large")
-    assert load_model(path).config == TINY  # the default (None) uses the file's own config
-    assert load_model(path, config="auto").config == TINY
+    with pytest.warns(UserWarning, match="stores a custom architecture.*requested config is the 'large' "
+                      "preset; using the file's own"):
+        assert load_model(path, config="large").config == TINY
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default (None) uses the file's own config, silently
+        assert load_model(path).config == TINY
+        assert load_model(path, config="auto").config == TINY
 
 
-def test_wrong_preset_for_the_bundled_model_names_what_the_tensors_are():
+def test_wrong_preset_for_a_file_without_config_names_what_the_tensors_are(tmp_path):
+    """Issue 16: the hint names the tensors' architecture, not the preset the user passed."""
+    path = _tiny_file(tmp_path)  # official layout: no stored config
     with pytest.raises(CheckpointError) as info:
-        load_model(None, config="giant")
+        load_model(path, config="giant")
     text = str(info.value)
-    assert "config='giant'" not in text and "'giant' preset" in text
-    bundled = load_model(None).config
-    assert f"vit_width={bundled.vit_width}" in text and "config=None" in text
+    assert "config='giant'" not in text and "e.g. config=" not in text
+    assert f"vit_width={TINY.vit_width}" in text and "config=None" in text
+
+
+def test_wrong_preset_for_the_bundled_model_is_named():
+    with pytest.warns(UserWarning) as record:
+        model = load_model(None, config="giant")
+    text = str(record[0].message)
+    assert "'giant' preset" in text and f"vit_width={model.config.vit_width}" in text
 
 
 def test_unknown_preset_is_a_checkpoint_error():

@@ -281,8 +281,8 @@ def load_model(
 
     `config`: None (default) or 'auto' uses the config stored in the file, else the architecture
     the tensors' shapes show (the official files load this way). A preset name ('large', 'giant',
-    'base') or a `PointSAMConfig` is used as given; if it contradicts the file's stored
-    architecture, a `CheckpointError` names both.
+    'base') or a `PointSAMConfig` is used as given, except that one contradicting the file's
+    stored architecture gives a warning naming both and the file's own is used.
     """
     if checkpoint is None:
         checkpoint = default_model_path()
@@ -309,10 +309,11 @@ def load_model(
             except ValueError as exc:
                 raise CheckpointError(str(exc)) from None
         if stored is not None and not _same_architecture(cfg, stored):
-            raise CheckpointError(
+            warnings.warn(
                 f"{path} stores {describe_architecture(stored)}, but the requested config is "
-                f"{describe_architecture(cfg)}; load it without a config (config=None) to use the "
-                "file's own")
+                f"{describe_architecture(cfg)}; using the file's own (load it with config=None to "
+                "silence this)", stacklevel=2)
+            cfg = stored
     with torch.device("meta"):
         model = build_model(cfg)
     load_state_dict_checked(model, state_dict)
