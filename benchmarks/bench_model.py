@@ -1,21 +1,29 @@
 """Encode / per-click decode time and peak memory of Point-SAM on CPU, against the matmul floor.
 
 Run: python benchmarks/bench_model.py [--sizes 10000 100000 1000000 5000000] [--configs large small]
+       [--compare /path/to/other/src] [--busy-size 237360]
 Each (config, size) runs in a fresh subprocess so its peak RSS is its own. Prints Markdown tables.
+`--compare SRC` runs every case a second time with PYTHONPATH=SRC (e.g. /work/main/src), giving a
+same-run before/after table. Two more tables: the first click on the bundled example in a fresh
+process (any JIT or lazy start-up cost shows here), and the bundled model's encode of a
+scene-sized cloud alone and with one CPU-burning neighbour process (thread oversubscription).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+HERE_SRC = str(Path(__file__).resolve().parents[1] / "src")
 SMALL = dict(vit_depth=6, vit_width=384, vit_heads=6)  # a ViT-S-like encoder, same decoder
 DECODE_FLOP_PER_POINT = 2 * 256 * 256 + 2 * 3 * 256  # upscaling Linear + 3 hypernetwork dots
 
@@ -55,6 +63,68 @@ def cloud(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return xyz.astype(np.float32), rgb
 
 
+def time_encoder_network(model, emb, feats: torch.Tensor) -> float:
+    """Seconds for the PointNet + ViT as the predictor runs them (works on older trees too)."""
+    try:
+        from pointsam.modeling.patch_embed import patch_inputs
+        from pointsam.ops import pointnet
+    except ImportError:  # an older tree: the module itself was the fast path
+        pointnet = None
+    with torch.no_grad():
+        t = time.perf_counter()
+        if pointnet is None:
+            model.pc_encoder(emb.coords, feats, emb.patches)
+        else:
+            pn = model.pc_encoder.patch_embed.patch_encoder
+            x = pointnet(patch_inputs(emb.coords, feats, emb.patches), pn.conv1, pn.conv2)
+            model.pc_encoder.encode_patches(x, emb.patches.centers)
+        return time.perf_counter() - t
+
+
+def run_busy_case(n: int) -> dict:
+    """Encode of an n-point cloud with the bundled model: alone, then beside one CPU-burning process."""
+    from pointsam import PointCloudPredictor, load_model
+
+    xyz, rgb = cloud(n, seed=1)
+    pred = PointCloudPredictor(load_model(device="cpu"))
+    pred.set_point_cloud(xyz[:2000], rgb[:2000])  # warm-up
+    out = {"n": n, "threads": torch.get_num_threads()}
+    for label in ("idle_s", "busy_s"):
+        burner = None
+        if label == "busy_s":
+            burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(0.5)
+        try:
+            t = time.perf_counter()
+            pred.set_point_cloud(xyz, rgb)
+            out[label] = time.perf_counter() - t
+        finally:
+            if burner is not None:
+                burner.kill()
+                burner.wait()
+    return out
+
+
+def run_first_click() -> dict:
+    """Fresh process: bundled model, the bundled example table, time of the very first click."""
+    from pointsam import PointCloudPredictor, load_model
+    from pointsam.checkpoint import default_model_path
+    from pointsam.io import read_point_cloud
+
+    cloud = read_point_cloud(default_model_path().parent / "example_table.ply")
+    pred = PointCloudPredictor(load_model(device="cpu"))
+    t = time.perf_counter()
+    pred.set_point_cloud(cloud.xyz, cloud.rgb)
+    encode_s = time.perf_counter() - t
+    times = []
+    for i in range(3):
+        t = time.perf_counter()
+        pred.predict(point_indices=[i * 101], point_labels=[1])
+        times.append(time.perf_counter() - t)
+    return {"n": pred.num_points, "encode_s": encode_s, "first_ms": 1000 * times[0],
+            "later_ms": 1000 * float(np.median(times[1:]))}
+
+
 def run_case(config: str, n: int, clicks: int) -> dict:
     """One measurement, in this process."""
     import resource
@@ -71,10 +141,7 @@ def run_case(config: str, n: int, clicks: int) -> dict:
     encode_s = time.perf_counter() - t
     emb = pred.embedding
     feats = torch.from_numpy(rgb.astype(np.float32) / 127.5 - 1).unsqueeze(0)
-    with torch.no_grad():
-        t = time.perf_counter()
-        model.pc_encoder(emb.coords, feats, emb.patches)
-        net_s = time.perf_counter() - t
+    net_s = time_encoder_network(model, emb, feats)
     pred.predict(point_indices=[1], point_labels=[1])  # warm-up
     times = []
     for i in range(clicks):
@@ -98,37 +165,90 @@ def run_case(config: str, n: int, clicks: int) -> dict:
     )
 
 
+def _subprocess(src: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": src}
+    return subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
+
+
+def _fail(out: subprocess.CompletedProcess) -> str:
+    lines = (out.stderr or out.stdout or "no output").strip().splitlines()
+    return lines[-1] if lines else "no output"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000, 5_000_000])
     parser.add_argument("--configs", nargs="+", default=["small", "large"])
+    parser.add_argument("--compare", metavar="SRC", help="another tree's src/ folder to time in the same run")
+    parser.add_argument("--busy-size", type=int, default=237_360,
+                        help="points of the busy-neighbour encode row (0 skips it)")
+    parser.add_argument("--clicks", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--busy", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--first-click", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         config, n = args.case.split(":")
-        print(json.dumps(run_case(config, int(n), clicks=20 if int(n) <= 100_000 else 2)))
+        clicks = args.clicks or (20 if int(n) <= 100_000 else 2)
+        print(json.dumps(run_case(config, int(n), clicks=clicks)))
         return
+    if args.busy:
+        torch.set_num_threads(2)
+        print(json.dumps(run_busy_case(args.busy)))
+        return
+    if args.first_click:
+        torch.set_num_threads(2)
+        print(json.dumps(run_first_click()))
+        return
+    trees = [("this", HERE_SRC)] + ([("compare", args.compare)] if args.compare else [])
     torch.set_num_threads(2)
     rate = matmul_gflops()
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}; float32 matmul 4096^2: {rate:.0f} GFLOP/s\n")
-    print("| config | points | L x K | encode (s) | encoder net (s) | net GFLOP/s | vs matmul | "
+          f"torch {torch.__version__}; float32 matmul 4096^2: {rate:.0f} GFLOP/s")
+    for name, src in trees:
+        print(f"tree {name}: {src}")
+    print()
+    print("| tree | config | points | L x K | encode (s) | encoder net (s) | net GFLOP/s | vs matmul | "
           "click (ms) | decode floor (ms) | vs floor | refine click (ms) | peak RSS (GB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    extra = ["--clicks", str(args.clicks)] if args.clicks else []
     for config in args.configs:
         for n in args.sizes:
-            out = subprocess.run([sys.executable, __file__, "--case", f"{config}:{n}"],
-                                 capture_output=True, text=True)
+            for name, src in trees:
+                out = _subprocess(src, "--case", f"{config}:{n}", *extra)
+                if out.returncode:
+                    print(f"| {name} | {config} | {n:,} | failed: {_fail(out)} |", flush=True)
+                    continue
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                achieved = r["flops"] / r["network_s"] / 1e9
+                floor_ms = 1000 * n * DECODE_FLOP_PER_POINT / (rate * 1e9)
+                print(f"| {name} | {config} | {n:,} | {r['L']}x{r['K']} | {r['encode_s']:.2f} | "
+                      f"{r['network_s']:.2f} | {achieved:.0f} | {achieved / rate:.2f} | "
+                      f"{r['decode_ms']:.0f} | {floor_ms:.0f} | {r['decode_ms'] / floor_ms:.1f}x | "
+                      f"{r['refine_ms']:.0f} | "
+                      f"{r['peak_rss_gb']:.2f} |", flush=True)
+    print("\n| tree | example table, bundled model (fresh process) | encode (s) | first click (ms) | "
+          "later clicks (ms) |")
+    print("|---|---|---|---|---|")
+    for name, src in trees:
+        out = _subprocess(src, "--first-click")
+        if out.returncode:
+            print(f"| {name} | failed: {_fail(out)} |", flush=True)
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"| {name} | {r['n']:,} points | {r['encode_s']:.2f} | {r['first_ms']:.0f} | "
+              f"{r['later_ms']:.0f} |", flush=True)
+    if args.busy_size:
+        print("\n| tree | encode, bundled model | threads | alone (s) | one busy neighbour (s) | slowdown |")
+        print("|---|---|---|---|---|---|")
+        for name, src in trees:
+            out = _subprocess(src, "--busy", str(args.busy_size))
             if out.returncode:
-                print(f"| {config} | {n:,} | failed: {out.stderr.strip().splitlines()[-1]} |")
+                print(f"| {name} | {args.busy_size:,} points | failed: {_fail(out)} |", flush=True)
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            achieved = r["flops"] / r["network_s"] / 1e9
-            floor_ms = 1000 * n * DECODE_FLOP_PER_POINT / (rate * 1e9)
-            print(f"| {config} | {n:,} | {r['L']}x{r['K']} | {r['encode_s']:.2f} | {r['network_s']:.2f} | "
-                  f"{achieved:.0f} | {achieved / rate:.2f} | {r['decode_ms']:.0f} | {floor_ms:.0f} | "
-                  f"{r['decode_ms'] / floor_ms:.1f}x | {r['refine_ms']:.0f} | {r['peak_rss_gb']:.2f} |",
-                  flush=True)
+            print(f"| {name} | {r['n']:,} points | {r['threads']} | {r['idle_s']:.2f} | {r['busy_s']:.2f} | "
+                  f"{r['busy_s'] / r['idle_s']:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

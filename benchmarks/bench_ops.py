@@ -1,4 +1,4 @@
-"""Benchmark the geometry ops: CPU fast paths against the plain-torch references, same run."""
+"""Benchmark the ops: CPU fast paths against their plain-torch reference twins, same run."""
 
 from __future__ import annotations
 
@@ -13,16 +13,28 @@ import torch
 try:
     from pointsam.ops import (
         farthest_point_sampling,
+        farthest_point_sampling_reference,
         interpolate,
         knn,
+        knn_reference,
+        mask_logits,
+        mask_logits_reference,
+        pointnet,
+        pointnet_reference,
         three_nn_interpolation_weights,
     )
 except ImportError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from pointsam.ops import (
         farthest_point_sampling,
+        farthest_point_sampling_reference,
         interpolate,
         knn,
+        knn_reference,
+        mask_logits,
+        mask_logits_reference,
+        pointnet,
+        pointnet_reference,
         three_nn_interpolation_weights,
     )
 
@@ -56,7 +68,7 @@ def _case(
     repeats: int,
     ref_repeats: int,
 ) -> dict:
-    fast()  # warm-up (numba compile / page-in); not timed
+    fast()  # warm-up (page-in, allocator); not timed
     fast_ms = _median_ms(fast, repeats)
     ref_ms = ref if isinstance(ref, float) else _median_ms(ref, ref_repeats)
     row = {
@@ -88,9 +100,9 @@ def run(quick: bool = False) -> list[dict]:
             _case(
                 "fps",
                 f"N={n:,} -> L={m}",
-                "numba",
-                lambda xyz=xyz, m=m: farthest_point_sampling(xyz, m, method="numba"),
-                lambda xyz=xyz, m=m: farthest_point_sampling(xyz, m, method="torch"),
+                "fpsample",
+                lambda xyz=xyz, m=m: farthest_point_sampling(xyz, m),
+                lambda xyz=xyz, m=m: farthest_point_sampling_reference(xyz, m),
                 rep,
                 rrep,
             )
@@ -118,8 +130,8 @@ def run(quick: bool = False) -> list[dict]:
                 "knn",
                 f"L={m}, K={k}, N={n:,}",
                 "kdtree",
-                lambda q=q, xyz=xyz, k=k: knn(q, xyz, k, method="kdtree"),
-                lambda q=q, xyz=xyz, k=k: knn(q, xyz, k, method="torch"),
+                lambda q=q, xyz=xyz, k=k: knn(q, xyz, k),
+                lambda q=q, xyz=xyz, k=k: knn_reference(q, xyz, k),
                 rep,
                 rrep,
             )
@@ -134,7 +146,7 @@ def run(quick: bool = False) -> list[dict]:
                 f"N={n:,}, L=2048",
                 "kdtree",
                 lambda xyz=xyz, c=centers: three_nn_interpolation_weights(xyz, c, "kdtree"),
-                lambda xyz=xyz, c=centers: three_nn_interpolation_weights(xyz, c, "torch"),
+                lambda xyz=xyz, c=centers: three_nn_interpolation_weights(xyz, c, "reference"),
                 rep,
                 rrep,
             )
@@ -160,6 +172,29 @@ def run(quick: bool = False) -> list[dict]:
                 3,
             )
         )
+
+    torch.manual_seed(4)
+    mlp = lambda i, h, o, *tail: torch.nn.Sequential(  # noqa: E731
+        torch.nn.Linear(i, h), torch.nn.LayerNorm(h), torch.nn.GELU(), torch.nn.Linear(h, o), *tail)
+    mlp1, mlp2 = mlp(6, 128, 128), mlp(256, 512, 512)
+    for l_, k_ in [(512, 64)] + ([] if quick else [(2048, 256)]):
+        x = torch.randn(1, l_, k_, 6)
+        with torch.no_grad():
+            rows.append(_case("pointnet", f"L x K = {l_} x {k_}", "split",
+                              lambda x=x: pointnet(x, mlp1, mlp2),
+                              lambda x=x: pointnet_reference(x, mlp1, mlp2), 3, 1))
+    up = mlp(256, 256, 256, torch.nn.GELU())
+    for n in [100_000] + ([] if quick else [1_000_000]):
+        g = torch.Generator().manual_seed(5)
+        src, hyper = torch.randn(1, 2048, 256, generator=g), torch.randn(1, 3, 256, generator=g)
+        idx = torch.randint(0, 2048, (1, n, 3), generator=g)
+        w = torch.rand(1, n, 3, generator=g)
+        w = w / w.sum(-1, keepdim=True)
+        with torch.no_grad():
+            rows.append(_case("mask_logits", f"N={n:,}, L=2048, D=256", "chunked",
+                              lambda src=src, hyper=hyper, idx=idx, w=w: mask_logits(src, hyper, idx, w, up),
+                              lambda src=src, hyper=hyper, idx=idx, w=w: mask_logits_reference(
+                                  src, hyper, idx, w, up), 3, 1))
     return rows
 
 

@@ -43,7 +43,7 @@ def test_explicit_config_and_metadata(tmp_path):
 
 def test_wrong_architecture_is_named(tmp_path):
     _, path = _official_file(tmp_path, TINY)
-    with pytest.raises(CheckpointError, match="shape mismatches.*looks like"):
+    with pytest.raises(CheckpointError, match="shape mismatches.*tensors look like"):
         load_model(path, config=PointSAMConfig.large(vit_depth=2, vit_width=128, vit_heads=2))
     with pytest.raises(CheckpointError, match="unexpected keys"):
         load_model(path, config=PointSAMConfig.large(vit_depth=1, vit_width=64, vit_heads=2))
@@ -103,3 +103,22 @@ def test_missing_default_model_explains(monkeypatch, tmp_path):
     monkeypatch.setattr(ckpt, "default_model_path", lambda: tmp_path / "default_model.safetensors")
     with pytest.raises(CheckpointError, match="bundled default model is missing"):
         load_model(None)
+
+
+def test_save_layouts_both_load(tmp_path):
+    from safetensors import safe_open
+
+    from pointsam.checkpoint import UNUSED_VIT_KEYS
+
+    model = build_model(TINY)
+    official = save_model(model, tmp_path / "official.safetensors")
+    compact = save_model(model, tmp_path / "compact.safetensors", official_layout=False)
+    with safe_open(str(official), "pt") as f:
+        assert set(UNUSED_VIT_KEYS) <= set(f.keys())
+    with safe_open(str(compact), "pt") as f:
+        assert not set(UNUSED_VIT_KEYS) & set(f.keys())
+    for path in (official, compact):
+        loaded = load_model(path, device="cpu")
+        assert loaded.config == TINY
+        for k, v in model.state_dict().items():
+            assert torch.equal(loaded.state_dict()[k], v), k

@@ -11,9 +11,16 @@ import torch
 
 from pointsam.ops import (
     farthest_point_sampling,
+    farthest_point_sampling_reference,
     gather_groups,
     interpolate,
+    interpolate_reference,
     knn,
+    knn_reference,
+    mask_logits,
+    mask_logits_reference,
+    pointnet,
+    pointnet_reference,
     three_nn_interpolation_weights,
 )
 
@@ -40,22 +47,28 @@ def _rand(*shape: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("n,m", [(1, 1), (7, 7), (1000, 64), (30_000, 300)])
-def test_fps_numba_matches_torch_random(n: int, m: int) -> None:
+def test_fps_matches_reference_random(n: int, m: int) -> None:
     xyz = _rand(2, n, 3, seed=n, scale=5.0)
-    ref = farthest_point_sampling(xyz, m, method="torch")
-    fast = farthest_point_sampling(xyz, m, method="numba")
-    assert ref.dtype == torch.long and ref.shape == (2, m)
+    ref = farthest_point_sampling_reference(xyz, m)
+    fast = farthest_point_sampling(xyz, m)  # CPU: fpsample, start 0
+    assert ref.dtype == fast.dtype == torch.long and ref.shape == (2, m)
     assert torch.equal(ref, fast)
-    assert torch.equal(farthest_point_sampling(xyz, m), fast)  # auto on CPU -> numba
     assert (ref[:, 0] == 0).all()
     assert all(len(set(r.tolist())) == m for r in ref)  # distinct points -> unique picks
 
 
-def test_fps_numba_matches_torch_real_scene(scene: torch.Tensor) -> None:
-    ref = farthest_point_sampling(scene, 512, method="torch")
-    fast = farthest_point_sampling(scene, 512, method="numba")
+def test_fps_matches_reference_real_scene(scene: torch.Tensor) -> None:
+    ref = farthest_point_sampling_reference(scene, 512)
+    fast = farthest_point_sampling(scene, 512)
     assert torch.equal(ref, fast)
     assert ref[0, 0] == 0 and len(set(ref[0].tolist())) == 512
+
+
+def test_fps_old_method_names_warn() -> None:
+    xyz = _rand(1, 50, 3)
+    with pytest.warns(DeprecationWarning):
+        old = farthest_point_sampling(xyz, 8, method="numba")
+    assert torch.equal(old, farthest_point_sampling_reference(xyz, 8))
 
 
 def test_fps_known_answer_on_a_line() -> None:
@@ -63,13 +76,13 @@ def test_fps_known_answer_on_a_line() -> None:
     xyz = torch.stack([xs, torch.zeros(7), torch.zeros(7)], dim=-1)[None]
     # from 0: farthest is 10 (idx 5); then min-dist max is 4 or 6 -> 6 is 4 from 10, 4 is 4 from 0
     # -> tie between idx 4 (x=4, d=min(16,36)=16) and idx 6 (x=6, d=min(36,16)=16): first wins.
-    for method in ("torch", "numba"):
+    for method in ("auto", "reference"):
         assert farthest_point_sampling(xyz, 4, method=method)[0].tolist() == [0, 5, 4, 2]
 
 
 def test_fps_duplicates_and_all_zero_distances() -> None:
     xyz = torch.zeros(1, 5, 3)
-    for method in ("torch", "numba"):
+    for method in ("auto", "reference"):
         idx = farthest_point_sampling(xyz, 3, method=method)
         assert idx[0].tolist() == [0, 0, 0]  # argmax of all-zero running min -> first index
 
@@ -89,7 +102,7 @@ def test_fps_bucket_is_an_exact_fps_sequence() -> None:
     idx = farthest_point_sampling(xyz, 128, method="bucket")
     assert idx.shape == (1, 128) and len(set(idx[0].tolist())) == 128
     assert _is_fps_sequence(xyz[0].double().numpy(), idx[0].numpy())
-    ref = farthest_point_sampling(xyz, 128, method="torch")
+    ref = farthest_point_sampling_reference(xyz, 128)
     assert _is_fps_sequence(xyz[0].double().numpy(), ref[0].numpy())
 
 
@@ -111,8 +124,8 @@ def test_fps_bad_inputs() -> None:
 
 
 def _check_knn_agree(query: torch.Tensor, points: torch.Tensor, k: int) -> None:
-    d_ref, i_ref = knn(query, points, k, method="torch")
-    d_kd, i_kd = knn(query, points, k, method="kdtree")
+    d_ref, i_ref = knn_reference(query, points, k)
+    d_kd, i_kd = knn(query, points, k)  # CPU: KD-tree
     assert d_ref.shape == i_ref.shape == d_kd.shape == i_kd.shape == (*query.shape[:2], k)
     assert i_kd.dtype == torch.long and d_kd.dtype == query.dtype
     torch.testing.assert_close(d_kd, d_ref, atol=1e-6, rtol=1e-6)
@@ -153,9 +166,9 @@ def test_knn_torch_chunking_matches_unchunked(monkeypatch: pytest.MonkeyPatch) -
 
     points = _rand(2, 700, 3, seed=5)
     query = _rand(2, 50, 3, seed=6)
-    d_big, i_big = knn(query, points, 10, method="torch")
+    d_big, i_big = knn_reference(query, points, 10)
     monkeypatch.setattr(knn_mod, "_TORCH_CHUNK_ELEMS", 256)  # forces chunks over both L and N
-    d_small, i_small = knn(query, points, 10, method="torch")
+    d_small, i_small = knn_reference(query, points, 10)
     torch.testing.assert_close(d_small, d_big, atol=0, rtol=0)
     assert torch.equal(i_small.sort(-1).values, i_big.sort(-1).values)
 
@@ -186,7 +199,7 @@ def test_gather_groups() -> None:
 # ---------------------------------------------------------------------------- interpolation
 
 
-@pytest.mark.parametrize("method", ["torch", "kdtree"])
+@pytest.mark.parametrize("method", ["reference", "kdtree"])
 def test_three_nn_weights(method: str) -> None:
     centers = _rand(2, 32, 3, seed=1, scale=3.0)
     points = torch.cat([_rand(2, 200, 3, seed=2, scale=3.0), centers[:, :5]], dim=1)
@@ -206,7 +219,7 @@ def test_three_nn_weights(method: str) -> None:
 def test_three_nn_weights_methods_agree() -> None:
     centers = _rand(1, 64, 3, seed=7)
     points = _rand(1, 1000, 3, seed=8)
-    _, w_t = three_nn_interpolation_weights(points, centers, method="torch")
+    _, w_t = three_nn_interpolation_weights(points, centers, method="reference")
     _, w_k = three_nn_interpolation_weights(points, centers, method="kdtree")
     torch.testing.assert_close(w_t, w_k, atol=1e-5, rtol=1e-5)
 
@@ -218,9 +231,7 @@ def test_three_nn_weights_bad_inputs() -> None:
         three_nn_interpolation_weights(_rand(10, 3), _rand(1, 5, 3))
 
 
-def test_interpolate_matches_naive(monkeypatch: pytest.MonkeyPatch) -> None:
-    interp_mod = importlib.import_module("pointsam.ops.interpolate")
-
+def test_interpolate_matches_naive() -> None:
     feats = _rand(2, 16, 8, seed=9)
     idx = torch.randint(0, 16, (2, 50, 3), generator=torch.Generator().manual_seed(1))
     w = torch.rand(2, 50, 3, generator=torch.Generator().manual_seed(2))
@@ -230,8 +241,7 @@ def test_interpolate_matches_naive(monkeypatch: pytest.MonkeyPatch) -> None:
             for j in range(3):
                 naive[b, n] += w[b, n, j] * feats[b, idx[b, n, j]]
     torch.testing.assert_close(interpolate(feats, idx, w), naive)
-    monkeypatch.setattr(interp_mod, "_INTERP_CHUNK_ROWS", 7)  # several internal chunks
-    torch.testing.assert_close(interpolate(feats, idx, w), naive)
+    torch.testing.assert_close(interpolate_reference(feats, idx, w), naive)
     # callers may pass slices of idx / weight
     torch.testing.assert_close(interpolate(feats, idx[:, 10:30], w[:, 10:30]), naive[:, 10:30])
     # autograd path gives the same values and gradients flow
@@ -251,3 +261,108 @@ def test_interpolate_bad_inputs() -> None:
         interpolate(feats, idx[0], torch.ones(5, 3))
     with pytest.raises(ValueError, match="index tensor"):
         interpolate(feats, idx.float(), torch.ones(1, 5, 3))
+
+
+# ---------------------------------------------------------------------------- network fast paths
+
+
+def _mlp(i: int, h: int, o: int, *tail: torch.nn.Module) -> torch.nn.Sequential:
+    return torch.nn.Sequential(torch.nn.Linear(i, h), torch.nn.LayerNorm(h), torch.nn.GELU(),
+                               torch.nn.Linear(h, o), *tail)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 5, 6), (2, 40, 64, 6), (1, 300, 32, 4)])
+def test_pointnet_matches_reference(shape, monkeypatch: pytest.MonkeyPatch) -> None:
+    pn_mod = importlib.import_module("pointsam.ops.pointnet")
+
+    torch.manual_seed(0)
+    mlp1, mlp2 = _mlp(shape[-1], 16, 16), _mlp(32, 24, 20)
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        ref = pointnet_reference(x, mlp1, mlp2)
+        torch.testing.assert_close(pointnet(x, mlp1, mlp2), ref, atol=1e-5, rtol=1e-5)
+        monkeypatch.setattr(pn_mod, "CHUNK_POINTS", 64)  # several chunks of patches
+        torch.testing.assert_close(pointnet(x, mlp1, mlp2), ref, atol=1e-5, rtol=1e-5)
+    assert ref.shape == (*shape[:2], 20)
+    # gradients agree too (the fast path is plain torch)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    pointnet(xa, mlp1, mlp2).square().sum().backward()
+    pointnet_reference(xb, mlp1, mlp2).square().sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, atol=1e-4, rtol=1e-4)
+
+
+def _upsample_case(p: int, n: int, shared: bool, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randn(p, 40, 32, generator=g) * 3
+    hyper = torch.randn(p, 3, 32, generator=g)
+    idx = torch.randint(0, 40, (1 if shared else p, n, 3), generator=g)
+    w = torch.rand(idx.shape, generator=g)
+    return src, hyper, idx, w / w.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize(
+    "p,n,shared,chunk", [(1, 5000, True, 16384), (3, 700, True, 64), (2, 333, False, 100)]
+)
+def test_mask_logits_matches_reference(p, n, shared, chunk) -> None:
+    torch.manual_seed(1)
+    up = _mlp(32, 32, 32, torch.nn.GELU())
+    src, hyper, idx, w = _upsample_case(p, n, shared)
+    with torch.no_grad():
+        fast = mask_logits(src, hyper, idx, w, up, chunk)
+        ref = mask_logits_reference(src, hyper, idx.expand(p, -1, -1), w.expand(p, -1, -1), up)
+    assert fast.shape == (p, 3, n)
+    torch.testing.assert_close(fast, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_mask_logits_point_on_a_center_gets_its_token() -> None:
+    """A point with all weight on one center sees exactly that token through the MLP."""
+    torch.manual_seed(2)
+    up = _mlp(8, 8, 8, torch.nn.GELU())
+    src, hyper = torch.randn(1, 5, 8), torch.randn(1, 2, 8)
+    idx = torch.tensor([[[3, 0, 1]]])
+    w = torch.tensor([[[1.0, 0.0, 0.0]]])
+    with torch.no_grad():
+        out = mask_logits(src, hyper, idx, w, up)
+        torch.testing.assert_close(out[0, :, 0], hyper[0] @ up(src[0, 3]))
+
+
+@pytest.mark.parametrize("kind", ["grid", "duplicates", "voxels"])
+def test_fps_ties_keep_the_first_index(kind: str) -> None:
+    """Tie-heavy clouds (integer grids, duplicated points, voxelised coordinates) pick like the loop."""
+    rng = np.random.default_rng(0)
+    if kind == "grid":
+        pts = rng.permutation(np.stack(np.meshgrid(*[np.arange(10)] * 3), -1).reshape(-1, 3))
+    elif kind == "duplicates":
+        pts = np.repeat(rng.normal(size=(200, 3)), 4, axis=0)
+    else:
+        pts = np.round(rng.normal(size=(5000, 3)) * 10) / 10
+    xyz = torch.from_numpy(pts.astype(np.float32))[None]
+    assert torch.equal(farthest_point_sampling(xyz, 200), farthest_point_sampling_reference(xyz, 200))
+
+
+@pytest.mark.parametrize("kind", ["grid", "duplicates", "voxels", "uniform", "one_point_blocks"])
+def test_fps_blocked_path_matches_reference(kind: str) -> None:
+    """The large-cloud path (Morton blocks, box bounds) picks exactly like the loop, ties included."""
+    fps_mod = importlib.import_module("pointsam.ops.fps")
+    rng = np.random.default_rng(1)
+    if kind == "grid":
+        pts = rng.permutation(np.stack(np.meshgrid(*[np.arange(12)] * 3), -1).reshape(-1, 3))
+    elif kind == "duplicates":
+        pts = np.repeat(rng.normal(size=(300, 3)), 5, axis=0)
+    elif kind == "voxels":
+        pts = np.round(rng.normal(size=(6000, 3)) * 10) / 10
+    elif kind == "uniform":
+        pts = rng.uniform(-5, 5, size=(8_000, 3))
+    else:
+        pts = rng.normal(size=(1001, 3))  # last block holds a single real point
+    xyz = pts.astype(np.float32)
+    ref = farthest_point_sampling_reference(torch.from_numpy(xyz)[None], 300)[0].numpy()
+    for block in (1, 64, 256):
+        assert np.array_equal(fps_mod._fps_blocked_one(xyz, 300, block), ref), block
+
+
+def test_fps_auto_uses_blocked_path_on_large_clouds(scene: torch.Tensor) -> None:
+    fps_mod = importlib.import_module("pointsam.ops.fps")
+    big = torch.cat([scene, scene * 0.5 + 1.0, scene * 0.25 - 2.0], dim=1)  # 60k points
+    assert big.shape[1] >= fps_mod.BLOCKED_MIN_POINTS
+    assert torch.equal(farthest_point_sampling(big, 96), farthest_point_sampling_reference(big, 96))

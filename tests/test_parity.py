@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pointsam import PointSAMConfig, build_model
+from pointsam.checkpoint import UNUSED_VIT_KEYS, load_state_dict_checked, official_state_dict
 from pointsam.modeling.patch_embed import Patches, group_points
 from pointsam.ops import farthest_point_sampling, knn, three_nn_interpolation_weights
 
@@ -39,12 +40,18 @@ def _read_tsv(name: str) -> dict[str, list[int]]:
     "preset,tsv", [("large", "official_large_state_dict.tsv"), ("giant", "official_giant_state_dict.tsv")]
 )
 def test_official_state_dict_layout(preset, tsv):
+    """Saving writes exactly the official keys and shapes; the official key list loads strictly."""
     expected = _read_tsv(tsv)
     with torch.device("meta"):
         m = build_model(preset)
-    got = {k: list(v.shape) for k, v in m.state_dict().items()}
+        official = {k: torch.empty(shape) for k, shape in expected.items()}
+    got = {k: list(v.shape) for k, v in official_state_dict(m).items()}
     assert sorted(got) == sorted(expected)
     assert got == expected
+    # The model holds only what it runs; the filter drops exactly the unused image-ViT keys.
+    dropped = set(expected) - set(m.state_dict())
+    assert dropped == set(UNUSED_VIT_KEYS)
+    load_state_dict_checked(m, official)  # strict, on meta: no data needed
 
 
 @pytest.mark.parametrize(
@@ -54,18 +61,18 @@ def test_official_state_dict_layout(preset, tsv):
 def test_official_sizes(preset, keys, elements):
     """Key and element counts of the official configs (base: from the notes, no TSV ships)."""
     with torch.device("meta"):
-        state = build_model(preset).state_dict()
+        state = official_state_dict(build_model(preset))
     assert len(state) == keys
     assert sum(v.numel() for v in state.values()) == elements
 
 
-@pytest.mark.parametrize("method", ["torch", "numba"])
+@pytest.mark.parametrize("method", ["auto", "reference"])
 def test_fps_indices_exact(golden, method):
     idx = farthest_point_sampling(golden["input.coords"], 128, method=method)
     assert torch.equal(idx, golden["enc.fps_idx"])
 
 
-@pytest.mark.parametrize("method", ["torch", "kdtree"])
+@pytest.mark.parametrize("method", ["reference", "kdtree"])
 def test_knn_sets(golden, method):
     _, idx = knn(golden["enc.centers"], golden["input.coords"], 32, method=method)
     assert torch.equal(idx.sort(-1).values, golden["enc.knn_idx_sorted"])
@@ -98,7 +105,7 @@ def test_full_encode_from_raw_input(model, golden):
     torch.testing.assert_close(cloud.pe, golden["enc.pc_pe"], **EMB_TOL)
 
 
-@pytest.mark.parametrize("method", ["torch", "kdtree"])
+@pytest.mark.parametrize("method", ["reference", "kdtree"])
 def test_interpolation_weights(golden, method):
     idx, w = three_nn_interpolation_weights(golden["input.coords"], golden["enc.centers"], method)
     order = w.argsort(-1, descending=True)
@@ -142,9 +149,16 @@ def test_official_predict_masks_signature(model, golden):
     torch.testing.assert_close(masks, golden["call1.masks"], **LOGIT_TOL)
 
 
-def test_decode_in_small_chunks_is_identical(model, golden):
-    cloud = model.encode(golden["input.coords"], golden["input.features"], 128, 32)
-    args = (cloud, golden["prompt.coords_pos"], golden["prompt.labels_pos"])
-    full, _ = model.decode(*args)
-    chunked, _ = model.decode(*args, chunk_size=100)
-    torch.testing.assert_close(full, chunked, atol=1e-6, rtol=0)
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_fast_inference_path_matches_official(model, golden, call):
+    """The predictor's lean path (split PointNet, chunked upsampling) on the golden calls."""
+    coords_key, labels_key, mask_key, multimask = CALLS[call]
+    with torch.no_grad():
+        cloud = model.encode(golden["input.coords"], golden["input.features"], 128, 32, lean=True)
+    torch.testing.assert_close(cloud.embeddings, golden["enc.pc_embeddings"], **EMB_TOL)
+    pm = golden[mask_key] if mask_key else None
+    for chunk in (100, 16384):
+        with torch.no_grad():
+            masks, iou = model.decode(cloud, golden[coords_key], golden[labels_key], pm, multimask, chunk)
+        torch.testing.assert_close(masks, golden[f"{call}.masks"], **LOGIT_TOL)
+        torch.testing.assert_close(iou, golden[f"{call}.iou_preds"], **LOGIT_TOL)

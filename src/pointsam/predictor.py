@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
-from pointsam.errors import InputError
+from pointsam.errors import InputError, PointSAMError
 from pointsam.modeling import CloudEmbedding, PointSAM
-from pointsam.modeling.mask_decoder import DEFAULT_CHUNK
-from pointsam.ops import interpolate
+from pointsam.modeling.patch_embed import group_points
+from pointsam.ops import DEFAULT_CHUNK, interpolate
 from pointsam.validation import as_numpy, check_labels, check_xyz, colors_to_unit
 
 LARGE_CLOUD = 100_000  # above this many points the grouping grows (paper Sec. 3, Table 6)
 LARGE_NUM_PATCHES = 2048
 LARGE_PATCH_SIZE = 256
 PROMPT_TOLERANCE = 1e-4  # normalized radius slack for prompts on the cloud's outermost points
+MAX_PROMPT_POINTS = 1024  # points per prompt set (the decoder's self-attention is quadratic in it)
+PROMPT_BATCH = 64  # prompt sets decoded together in predict_torch (bounds its temporaries)
+MASK_LOGIT_LIMIT = 1e6  # |mask_input| above this overflows the mask encoder in float32
+NEGATIVE_ONLY_LOGIT = -1.0  # logits of a prompt with no positive click are capped here
+
+
+class PointCloudNotSetError(PointSAMError, RuntimeError):
+    """`predict` (or a query of the cloud) before `set_point_cloud`."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,7 @@ def choose_grouping(num_points: int, num_distinct: int, num_patches: int, patch_
 
 
 def _count_distinct(xyz: np.ndarray, limit: int) -> int:
-    """Number of distinct points, exact when below `limit` (otherwise `limit` is enough)."""
+    """Number of distinct points; clouds over 4 * `limit` points are assumed to have enough."""
     if xyz.shape[0] > 4 * limit:
         return xyz.shape[0]
     return int(np.unique(xyz, axis=0).shape[0])
@@ -55,11 +66,12 @@ class PointCloudPredictor:
     >>> masks, scores, logits = predictor.predict([[0.1, 0.2, 0.3]], [1])
     """
 
-    def __init__(self, model: PointSAM, fps_method: str = "auto", knn_method: str = "auto",
+    def __init__(self, model: PointSAM, fps_method: str | None = None, knn_method: str | None = None,
                  chunk_size: int = DEFAULT_CHUNK) -> None:
+        if fps_method is not None or knn_method is not None:
+            warnings.warn("PointCloudPredictor: fps_method / knn_method are deprecated and ignored "
+                          "(the ops pick exact fast kernels themselves)", DeprecationWarning, stacklevel=2)
         self.model = model.eval()
-        self.fps_method = fps_method
-        self.knn_method = knn_method
         self.chunk_size = chunk_size
         self.reset()
 
@@ -96,14 +108,14 @@ class PointCloudPredictor:
 
     def _require(self) -> CloudEmbedding:
         if self._cloud is None:
-            raise RuntimeError("call set_point_cloud(xyz, rgb) before predicting")
+            raise PointCloudNotSetError("no point cloud is set: call set_point_cloud(xyz, rgb) first")
         return self._cloud
 
     @torch.no_grad()
     def set_point_cloud(
         self,
-        xyz,
-        rgb=None,
+        xyz: ArrayLike,
+        rgb: ArrayLike | None = None,
         *,
         num_patches: int | None = None,
         patch_size: int | None = None,
@@ -115,6 +127,7 @@ class PointCloudPredictor:
         0..255 or float in 0..1 (no colour = mid-grey). The cloud is centred on its mean and scaled
         into the unit sphere, colours mapped to [-1, 1], as the official model expects.
         `num_patches` / `patch_size` override the automatic grouping (see `choose_grouping`).
+        `progress`, if given, receives one short message per encode stage (big clouds take a while).
         """
         say = progress or (lambda _msg: None)
         xyz = check_xyz(xyz)
@@ -128,6 +141,9 @@ class PointCloudPredictor:
             raise InputError("all points of the cloud coincide: nothing to segment")
         norm = Normalization(center, scale)
         coords = norm.apply(xyz)
+        for name, value in (("num_patches", num_patches), ("patch_size", patch_size)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError(f"{name} must be a positive integer (or None for automatic), got {value!r}")
         cfg = self.model.config
         want_l = num_patches or cfg.num_patches
         distinct = _count_distinct(coords, max(want_l, LARGE_NUM_PATCHES))
@@ -146,17 +162,22 @@ class PointCloudPredictor:
         feats_t = torch.from_numpy(colours * 2.0 - 1.0).to(dev).unsqueeze(0)
         say(f"encoding {n:,} points as {use_l} patches x {use_k} points")
         self.reset()
-        self._cloud = self.model.encode(coords_t, feats_t, use_l, use_k, self.fps_method,
-                                         self.knn_method)
+        t = time.perf_counter()
+        patches = group_points(coords_t, use_l, use_k)
+        say(f"grouped (FPS + kNN) in {time.perf_counter() - t:.1f} s; running the encoder network")
+        t = time.perf_counter()
+        self._cloud = self.model.encode(coords_t, feats_t, patches=patches, lean=True)
+        say(f"encoder network done in {time.perf_counter() - t:.1f} s")
         self._xyz = xyz
         self.normalization = norm
 
     @torch.no_grad()
-    def get_point_features(self, indices=None) -> np.ndarray:
-        """Per-point features: the encoder's patch embeddings (F_pc) 3-NN interpolated to points.
+    def get_point_features(self, indices: ArrayLike | None = None) -> np.ndarray:
+        """Per-point features (N, embed_dim): F_pc 3-NN interpolated to the points.
 
-        indices: optional point indices (default: every point; N x embed_dim float32, so about
-        1 KB per point). Useful for training your own heads on frozen Point-SAM features.
+        embed_dim is the model's (`model.config.embed_dim`: 256 for the official models, 128 for
+        the bundled one). indices: optional point indices (default: every point; float32, so
+        embed_dim * 4 bytes per point). Useful for training your own heads on frozen features.
         """
         cloud = self._require()
         idx, weight = cloud.interp_idx, cloud.interp_weight
@@ -176,6 +197,9 @@ class PointCloudPredictor:
         coords = self._prompt_coords(point_coords, point_indices)
         if coords.shape[0] == 0:
             raise InputError("give at least one prompt point")
+        if coords.shape[0] > MAX_PROMPT_POINTS:
+            raise InputError(f"{coords.shape[0]} prompt points in one prompt; at most {MAX_PROMPT_POINTS} "
+                             "(the decoder attends between all of them); split them into several prompts")
         labels = (np.ones(coords.shape[0], np.int64) if point_labels is None
                   else check_labels(point_labels, coords.shape[0]))
         return coords, labels
@@ -200,6 +224,8 @@ class PointCloudPredictor:
 
     def _normalize_prompts(self, point_coords) -> np.ndarray:
         pts = as_numpy(point_coords, "point_coords")
+        if not (np.issubdtype(pts.dtype, np.floating) or np.issubdtype(pts.dtype, np.integer)):
+            raise InputError(f"point_coords must hold numbers, got dtype {pts.dtype}")
         if pts.ndim == 1 and pts.shape == (3,):
             pts = pts[None]
         if pts.ndim != 2 or pts.shape[1] != 3:
@@ -218,13 +244,13 @@ class PointCloudPredictor:
 
     def predict(
         self,
-        point_coords=None,
-        point_labels=None,
-        mask_input=None,
+        point_coords: ArrayLike | None = None,
+        point_labels: ArrayLike | None = None,
+        mask_input: ArrayLike | None = None,
         multimask_output: bool = True,
         return_logits: bool = False,
         *,
-        point_indices=None,
+        point_indices: ArrayLike | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Segment from point prompts in the cloud's own coordinates (and/or point indices).
 
@@ -232,15 +258,19 @@ class PointCloudPredictor:
         defaults to all positive. mask_input: (N,) logits from a previous call (e.g. the best row
         of `logits`). multimask_output gives 3 candidates (best for a single click), else 1.
         Returns masks (C, N) bool (logits if return_logits), scores (C,), logits (C, N).
+        A prompt with negative clicks only selects nothing: empty masks, scores 0, logits capped
+        at -1 (negative clicks only remove points from an object).
         """
         coords, labels = self._prompts(point_coords, point_labels, point_indices)
         mask = None
         if mask_input is not None:
-            mask = as_numpy(mask_input, "mask_input").astype(np.float32).reshape(-1)
+            raw = as_numpy(mask_input, "mask_input")
+            if not (np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)):
+                raise InputError(f"mask_input must hold numbers (logits), got dtype {raw.dtype}")
+            mask = raw.astype(np.float32).reshape(-1)
             if mask.shape[0] != self.num_points:
                 raise InputError(
-                    f"mask_input must hold one logit per point ({self.num_points}), got "
-                    f"{as_numpy(mask_input, 'mask_input').shape}"
+                    f"mask_input must hold one logit per point ({self.num_points}), got {raw.shape}"
                 )
             mask = torch.from_numpy(mask)[None]
         masks, scores, logits = self.predict_torch(
@@ -252,7 +282,8 @@ class PointCloudPredictor:
         return first, scores[0].cpu().numpy(), logits_np
 
     def predict_clicks(
-        self, point_coords=None, point_labels=None, *, point_indices=None
+        self, point_coords: ArrayLike | None = None, point_labels: ArrayLike | None = None, *,
+        point_indices: ArrayLike | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Replay clicks one at a time, as a person would click (and as the model was trained).
 
@@ -290,29 +321,58 @@ class PointCloudPredictor:
         scores [P, C] and logits [P, C, N].
         """
         cloud = self._require()
+        for name, t in (("point_coords", point_coords), ("point_labels", point_labels),
+                        ("mask_input", mask_input)):
+            if t is not None and not isinstance(t, torch.Tensor):
+                raise InputError(f"predict_torch: {name} must be a torch.Tensor, got {type(t).__name__}")
         if point_coords.ndim != 3 or point_coords.shape[-1] != 3:
             raise InputError(f"point_coords must be [P, Q, 3], got {tuple(point_coords.shape)}")
+        p, q = point_coords.shape[:2]
+        if p == 0 or q == 0:
+            raise InputError(f"predict_torch needs at least one prompt set with at least one point, "
+                             f"got point_coords of shape {tuple(point_coords.shape)}")
+        if q > MAX_PROMPT_POINTS:
+            raise InputError(f"{q} prompt points per prompt set; at most {MAX_PROMPT_POINTS} (the decoder "
+                             "attends between all of them)")
         if point_labels.shape != point_coords.shape[:2]:
             raise InputError(
                 f"point_labels must be [P, Q] = {tuple(point_coords.shape[:2])}, "
                 f"got {tuple(point_labels.shape)}"
             )
+        if not point_coords.is_floating_point():
+            point_coords = point_coords.float()
         if not normalized:
             flat = self._normalize_prompts(point_coords.reshape(-1, 3).cpu().numpy())
             point_coords = torch.from_numpy(flat).view(point_coords.shape)
-        check_labels(point_labels.cpu().numpy(), point_labels.numel())
-        if mask_input is not None and mask_input.shape != (point_coords.shape[0], self.num_points):
-            raise InputError(
-                f"mask_input must be [P, N] = {(point_coords.shape[0], self.num_points)}, "
-                f"got {tuple(mask_input.shape)}"
-            )
+        elif not torch.isfinite(point_coords).all() or point_coords.abs().amax() > 1 + PROMPT_TOLERANCE:
+            raise InputError("normalized point_coords must be finite and lie in [-1, 1]")
+        labels = torch.from_numpy(check_labels(point_labels.cpu().numpy(), point_labels.numel())).view(p, q)
+        if mask_input is not None:
+            if mask_input.shape != (p, self.num_points):
+                raise InputError(
+                    f"mask_input must be [P, N] = {(p, self.num_points)}, got {tuple(mask_input.shape)}"
+                )
+            if mask_input.dtype == torch.bool or mask_input.is_complex():
+                raise InputError(f"mask_input must hold logits (floats), got {mask_input.dtype}")
+            mask_input = mask_input.float()
+            if not torch.isfinite(mask_input).all() or mask_input.abs().amax() > MASK_LOGIT_LIMIT:
+                raise InputError(
+                    "mask_input must hold finite logits (a previous call's logits), within "
+                    f"+-{MASK_LOGIT_LIMIT:g}; it contains NaN, Inf or huge values"
+                )
         dev = self.device
-        logits, scores = self.model.decode(
-            cloud,
-            point_coords.to(dev, torch.float32),
-            point_labels.to(dev),
-            None if mask_input is None else mask_input.to(dev, torch.float32),
-            multimask_output,
-            self.chunk_size,
-        )
+        parts = []
+        for s in range(0, p, PROMPT_BATCH):
+            e = min(p, s + PROMPT_BATCH)
+            parts.append(self.model.decode(
+                cloud, point_coords[s:e].to(dev, torch.float32), labels[s:e].to(dev),
+                None if mask_input is None else mask_input[s:e].to(dev), multimask_output,
+                self.chunk_size,
+            ))
+        logits = torch.cat([part[0] for part in parts])
+        scores = torch.cat([part[1] for part in parts])
+        negative_only = ~(labels == 1).any(dim=1).to(dev)
+        if negative_only.any():  # negative clicks only remove points: nothing is selected
+            logits[negative_only] = logits[negative_only].clamp_max(NEGATIVE_ONLY_LOGIT)
+            scores[negative_only] = 0.0
         return logits > 0, scores, logits

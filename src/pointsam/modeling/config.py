@@ -29,8 +29,8 @@ class PointSAMConfig:
     decoder_mlp_dim: int = 2048
     # Hidden width of the ViT MLP; None = timm's default for the variant.
     vit_mlp_dim: int | None = None
-    # Shapes of the timm ViT parts that Point-SAM never runs but whose weights the official
-    # checkpoint stores (cls_token, pos_embed, patch_embed.proj, head): needed for a strict load.
+    # Shapes of the timm ViT parts that Point-SAM never runs but the official checkpoint stores
+    # (cls_token, pos_embed, patch_embed.proj, head): used only to write that layout on save.
     vit_img_size: int = 448
     vit_patch_size: int = 14
     vit_num_classes: int = 1000

@@ -1,8 +1,9 @@
 """EVA / EVA-02 ViT blocks with timm's parameter names (so official weights load unchanged).
 
-Point-SAM runs only `blocks` and `fc_norm` of timm's `Eva`; the image-only parts (cls token,
-absolute position table, conv patch embedding, classifier head) are kept as parameters so a
-strict load of the official state dict succeeds. RoPE is not used by Point-SAM.
+Point-SAM runs only `blocks` and `fc_norm` of timm's `Eva`. The official checkpoint also stores
+the image-only parts (cls token, absolute position table, conv patch embedding, classifier
+head); they are not modules here: `pointsam.checkpoint` drops them on load and writes them back
+(as zeros) when saving in the official layout. RoPE is not used by Point-SAM.
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ from torch import nn
 from pointsam.modeling.config import PointSAMConfig
 
 VIT_NORM_EPS = 1e-6
+# timm `Eva` keys of the image-only parts, present in the official checkpoint, unused here.
+IMAGE_ONLY_KEYS = ("cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias",
+                   "head.weight", "head.bias")
+
+
+def _drop_image_only_keys(module, state_dict, prefix, *_args) -> None:
+    """Load hook: ignore the official file's image-only ViT keys (so strict loads still work)."""
+    for key in IMAGE_ONLY_KEYS:
+        state_dict.pop(prefix + key, None)
 
 
 class EvaAttention(nn.Module):
@@ -89,30 +99,18 @@ class EvaBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class _ConvPatchEmbed(nn.Module):
-    """timm's image patch embedding; unused by Point-SAM, kept for the checkpoint's keys."""
-
-    def __init__(self, width: int, patch: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(3, width, kernel_size=patch, stride=patch)
-
-
 class EvaTransformer(nn.Module):
     """The ViT trunk of Point-SAM's point-cloud encoder (timm `Eva` layout)."""
 
     def __init__(self, cfg: PointSAMConfig) -> None:
         super().__init__()
         w = cfg.vit_width
-        grid = cfg.vit_img_size // cfg.vit_patch_size
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, w))
-        self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, w))
-        self.patch_embed = _ConvPatchEmbed(w, cfg.vit_patch_size)
         self.blocks = nn.ModuleList(
             EvaBlock(w, cfg.vit_heads, cfg.mlp_hidden_dim, cfg.vit_variant)
             for _ in range(cfg.vit_depth)
         )
         self.fc_norm = nn.LayerNorm(w, eps=VIT_NORM_EPS)
-        self.head = nn.Linear(w, cfg.vit_num_classes)
+        self.register_load_state_dict_pre_hook(_drop_image_only_keys)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Run the blocks and the final norm over `tokens` [B, L, W]."""

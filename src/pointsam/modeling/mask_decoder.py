@@ -7,9 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pointsam.modeling.transformer import TwoWayTransformer
-from pointsam.ops.upsample import interp_norm_gelu
-
-DEFAULT_CHUNK = 16384
+from pointsam.ops import interpolate_reference
 
 
 class MLP(nn.Module):
@@ -47,23 +45,15 @@ class MaskDecoder(nn.Module):
         )
         self.iou_prediction_head = MLP(d, 256, self.num_mask_tokens, 3)
 
-    def forward(
+    def predict_tokens(
         self,
         pc_embeddings: torch.Tensor,
         pc_pe: torch.Tensor,
         sparse: torch.Tensor,
         dense: torch.Tensor,
-        interp_idx: torch.Tensor,
-        interp_weight: torch.Tensor,
         multimask_output: bool,
-        chunk_size: int = DEFAULT_CHUNK,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode masks.
-
-        pc_embeddings/pc_pe/dense: [P, L, D]; sparse: [P, Q, D]; interp_idx/weight: [P, N, 3]
-        (each point's 3 nearest centers and normalized inverse squared distance weights).
-        Returns logits [P, C, N] and IoU predictions [P, C]; C = 3 if multimask else 1.
-        """
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Two-way transformer and heads: (point tokens [P, L, D], mask weights [P, C, D], IoU [P, C])."""
         p = sparse.shape[0]
         tokens = torch.cat((self.iou_token.weight, self.mask_tokens.weight), dim=0)
         tokens = torch.cat((tokens.unsqueeze(0).expand(p, -1, -1), sparse), dim=1)
@@ -73,30 +63,29 @@ class MaskDecoder(nn.Module):
             [self.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in chosen], dim=1
         )
         iou_pred = self.iou_prediction_head(hs[:, 0])[:, chosen.start : chosen.stop]
-        return self.upscale_and_project(src, hyper, interp_idx, interp_weight, chunk_size), iou_pred
+        return src, hyper, iou_pred
 
-    def upscale_and_project(
+    def mask_logits(self, src: torch.Tensor, hyper: torch.Tensor, interp_idx: torch.Tensor,
+                    interp_weight: torch.Tensor) -> torch.Tensor:
+        """Upsample point tokens to every point (3-NN), MLP, dot with each mask's weights: [P, C, N]."""
+        x = self.output_upscaling(interpolate_reference(src, interp_idx, interp_weight))
+        return hyper @ x.transpose(1, 2)
+
+    def forward(
         self,
-        src: torch.Tensor,
-        hyper: torch.Tensor,
+        pc_embeddings: torch.Tensor,
+        pc_pe: torch.Tensor,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
         interp_idx: torch.Tensor,
         interp_weight: torch.Tensor,
-        chunk_size: int = DEFAULT_CHUNK,
-    ) -> torch.Tensor:
-        """Per-point logits hyper . upscale(interp(src)), computed in chunks of points.
+        multimask_output: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode masks.
 
-        The first Linear of `output_upscaling` commutes with the 3-NN interpolation (its weights
-        sum to 1), so it runs on the L tokens instead of the N points.
+        pc_embeddings/pc_pe/dense: [P, L, D]; sparse: [P, Q, D]; interp_idx/weight: [P, N, 3]
+        (each point's 3 nearest centers and normalized inverse squared distance weights).
+        Returns logits [P, C, N] and IoU predictions [P, C]; C = 3 if multimask else 1.
         """
-        lin0, norm, _, lin1, _ = self.output_upscaling
-        tok = lin0(src)  # [P, L, D]
-        p, n = interp_idx.shape[0], interp_idx.shape[1]
-        out = tok.new_empty(p, hyper.shape[1], n)
-        for b in range(p):
-            for start in range(0, n, chunk_size):
-                stop = start + chunk_size
-                x = interp_norm_gelu(tok[b], interp_idx[b, start:stop], interp_weight[b, start:stop],
-                                     norm.weight, norm.bias, norm.eps)
-                x = F.gelu(lin1(x))
-                out[b, :, start:stop] = torch.mm(x, hyper[b].T).T
-        return out
+        src, hyper, iou_pred = self.predict_tokens(pc_embeddings, pc_pe, sparse, dense, multimask_output)
+        return self.mask_logits(src, hyper, interp_idx, interp_weight), iou_pred

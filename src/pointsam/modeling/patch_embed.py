@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pointsam.ops import farthest_point_sampling, gather_groups, knn
@@ -28,18 +27,12 @@ class Patches:
         return self.knn_idx.shape[2]
 
 
-def group_points(
-    coords: torch.Tensor,
-    num_patches: int,
-    patch_size: int,
-    fps_method: str = "auto",
-    knn_method: str = "auto",
-) -> Patches:
+@torch.no_grad()
+def group_points(coords: torch.Tensor, num_patches: int, patch_size: int) -> Patches:
     """Pick `num_patches` centers by FPS (start at index 0) and group each center's kNN."""
-    with torch.no_grad():
-        fps_idx = farthest_point_sampling(coords, num_patches, method=fps_method)
-        centers = torch.gather(coords, 1, fps_idx.unsqueeze(-1).expand(-1, -1, 3))
-        _, knn_idx = knn(centers, coords, patch_size, method=knn_method)
+    fps_idx = farthest_point_sampling(coords, num_patches)
+    centers = torch.gather(coords, 1, fps_idx.unsqueeze(-1).expand(-1, -1, 3))
+    _, knn_idx = knn(centers, coords, patch_size)
     return Patches(fps_idx=fps_idx, centers=centers, knn_idx=knn_idx)
 
 
@@ -49,9 +42,6 @@ def patch_inputs(coords: torch.Tensor, values: torch.Tensor, patches: Patches) -
     return torch.cat((rel, gather_groups(values, patches.knn_idx)), dim=-1)
 
 
-CHUNK_POINTS = 4096  # grouped points per chunk: large temporaries cost more in memory traffic than math
-
-
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(in_dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Linear(hidden, out_dim)
@@ -59,7 +49,7 @@ def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
 
 
 class PatchEncoder(nn.Module):
-    """PointNet with LayerNorm: per-point MLP, max-pool, concat, MLP, max-pool."""
+    """PointNet with LayerNorm: per-point MLP, max-pool, concat [pooled, point], MLP, max-pool."""
 
     def __init__(self, in_channels: int, out_channels: int, hidden: tuple[int, int] = (128, 512)):
         super().__init__()
@@ -68,25 +58,14 @@ class PatchEncoder(nn.Module):
         self.conv2 = _mlp(2 * h1, h2, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, L, K, C_in] -> [B, L, C_out], in chunks of patches so temporaries stay in cache."""
-        step = max(1, CHUNK_POINTS // max(1, x.shape[0] * x.shape[2]))
-        if x.shape[1] <= step:
-            return self._encode(x)
-        return torch.cat([self._encode(x[:, s : s + step]) for s in range(0, x.shape[1], step)], dim=1)
-
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        # conv2's first Linear acts on [max-pooled feature, point feature]; its pooled half is
-        # applied once per patch instead of once per point (same result, fewer FLOPs).
-        x = self.conv1(x)
-        pooled = x.amax(dim=2)
-        lin, norm, act, out = self.conv2
-        h = x.shape[-1]
-        y = F.linear(x, lin.weight[:, h:]) + F.linear(pooled, lin.weight[:, :h], lin.bias).unsqueeze(2)
-        return out(act(norm(y))).amax(dim=2)
+        """[B, L, K, C_in] -> [B, L, C_out]."""
+        h = self.conv1(x)
+        pooled = h.amax(dim=2, keepdim=True).expand_as(h)
+        return self.conv2(torch.cat((pooled, h), dim=-1)).amax(dim=2)
 
 
 class PatchEmbed(nn.Module):
-    """Group a cloud into patches and embed each patch with a PointNet."""
+    """Embed each patch of a grouped cloud with a PointNet (grouping itself: `group_points`)."""
 
     def __init__(
         self, in_channels: int = 6, out_channels: int = 512, hidden: tuple[int, int] = (128, 512)
@@ -97,5 +76,5 @@ class PatchEmbed(nn.Module):
     def forward(
         self, coords: torch.Tensor, features: torch.Tensor, patches: Patches
     ) -> torch.Tensor:
-        """Patch features [B, L, out_channels] for the given grouping."""
+        """Patch features [B, L, out_channels] of coords/features [B, N, 3] for the given grouping."""
         return self.patch_encoder(patch_inputs(coords, features, patches))

@@ -24,9 +24,16 @@ class PointCloudEncoder(nn.Module):
 
     def tokens(self, coords: torch.Tensor, features: torch.Tensor, patches: Patches) -> torch.Tensor:
         """ViT input tokens: projected patch features + position MLP of the centers."""
-        emb = self.patch_embed(coords, features, patches)
-        return self.patch_proj(emb) + self.pos_embed(patches.centers)
+        return self.tokens_from_patches(self.patch_embed(coords, features, patches), patches.centers)
+
+    def tokens_from_patches(self, patch_features: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """ViT input tokens from PointNet patch features [B, L, C] and centers [B, L, 3]."""
+        return self.patch_proj(patch_features) + self.pos_embed(centers)
+
+    def encode_patches(self, patch_features: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """F_pc [B, L, embed_dim] from PointNet patch features and their centers."""
+        return self.out_proj(self.transformer(self.tokens_from_patches(patch_features, centers)))
 
     def forward(self, coords: torch.Tensor, features: torch.Tensor, patches: Patches) -> torch.Tensor:
         """coords/features [B, N, 3] (unit sphere, colours in [-1, 1]) -> [B, L, embed_dim]."""
-        return self.out_proj(self.transformer(self.tokens(coords, features, patches)))
+        return self.encode_patches(self.patch_embed(coords, features, patches), patches.centers)

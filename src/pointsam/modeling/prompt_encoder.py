@@ -7,10 +7,7 @@ import math
 import torch
 from torch import nn
 
-from pointsam.errors import InputError
 from pointsam.modeling.patch_embed import PatchEncoder, Patches, patch_inputs
-
-PE_BOUND = 1.0 + 1e-6
 
 
 class PositionEmbeddingRandom(nn.Module):
@@ -21,12 +18,7 @@ class PositionEmbeddingRandom(nn.Module):
         self.register_buffer("positional_encoding_gaussian_matrix", torch.randn(3, num_pos_feats))
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        """[..., 3] in [-1, 1] -> [..., 2 * num_pos_feats]."""
-        if coords.numel() and coords.detach().abs().amax() > PE_BOUND:
-            raise InputError(
-                "coordinates passed to the positional encoding must lie in [-1, 1] (the cloud's "
-                "normalized frame); a prompt is probably far outside the point cloud"
-            )
+        """[..., 3] in the cloud's normalized frame ([-1, 1]) -> [..., 2 * num_pos_feats]."""
         proj = 2 * math.pi * (coords.to(self.positional_encoding_gaussian_matrix.dtype)
                               @ self.positional_encoding_gaussian_matrix)
         return torch.cat((proj.sin(), proj.cos()), dim=-1)

@@ -1,8 +1,24 @@
-"""Farthest point sampling with the official semantics (start at index 0, float32 distances)."""
+"""Farthest point sampling with the official semantics (start at index 0, float32 distances).
+
+`farthest_point_sampling_reference` is the plain loop: squared distance dx*dx + dy*dy + dz*dz in
+float32, running minimum, first index of the maximum. `farthest_point_sampling` gives exactly the
+same picks, on CPU by one of two single-threaded exact paths (so it never fights other processes
+for cores):
+- small clouds: fpsample's compiled loop (`fps_sampling`). fpsample keeps the *last* of tied
+  maxima, so it runs on the reversed cloud from its last point: the last tied index there is the
+  first one here (ties are common in voxelised scans and duplicated points).
+- large clouds: a blocked loop in numpy. Points are sorted along a Morton curve into blocks with
+  bounding boxes; a new center only updates the blocks whose box is nearer than the block's
+  current largest distance (the others cannot change), so late iterations touch few points.
+  Distances use the reference formula and a box bound that never exceeds them, so the running
+  minima, the maximum and its first index are exactly the reference's.
+Other devices use the reference loop. tests/test_ops.py checks all paths on grids and duplicates.
+"""
 
 from __future__ import annotations
 
-import numba
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -10,14 +26,17 @@ from torch import Tensor
 from pointsam.errors import InputError
 from pointsam.ops.knn import check_xyz
 
-FPS_METHODS = ("auto", "torch", "numba", "bucket")
+FPS_METHODS = ("auto", "reference", "bucket")
+BLOCKED_MIN_POINTS = 20_000  # from about here the blocked loop beats fpsample's full scans
+BLOCK_SIZE = 256
 
-# Below this many points the single-threaded numba loop beats the chunked parallel one.
-_PARALLEL_MIN_POINTS = 20_000
 
+def farthest_point_sampling_reference(xyz: Tensor, num_samples: int) -> Tensor:
+    """Plain torch FPS from index 0 on any device; LongTensor [B, num_samples].
 
-def _fps_torch(xyz: Tensor, num_samples: int) -> Tensor:
-    """Reference loop; d = dx*dx + dy*dy + dz*dz in float32, running min, first-index argmax."""
+    d = (dx*dx + dy*dy) + dz*dz in float32 (no FMA), running minimum, first index of the maximum;
+    written with in-place ops into reused buffers (this is also the GPU path).
+    """
     B, N, _ = xyz.shape
     x, y, z = (xyz[..., c].float().contiguous() for c in range(3))
     out = torch.zeros(B, num_samples, dtype=torch.long, device=xyz.device)
@@ -37,102 +56,101 @@ def _fps_torch(xyz: Tensor, num_samples: int) -> Tensor:
     return out
 
 
-# Kernels live at module level so numba's on-disk cache hits (closures always recompile).
-# 'nnan'/'nsz' only let LLVM vectorise the min/max loops; no 'contract' (FMA) or 'reassoc',
-# so each distance is rounded exactly like the torch reference: (dx*dx + dy*dy) + dz*dz.
-_FLAGS = {"nnan", "nsz"}
+def _fps_fpsample(xyz: Tensor, num_samples: int) -> Tensor:
+    """fpsample's vanilla FPS with the reference's start (index 0) and tie rule (first index)."""
+    import fpsample
 
-
-@numba.njit(cache=True, fastmath=_FLAGS, boundscheck=False)
-def _update_chunk(x, y, z, dist, lo, hi, lx, ly, lz):  # pragma: no cover - numba
-    """Running-min update of dist[lo:hi]; returns (max, first index of max) in the chunk."""
-    m = np.float32(-1.0)
-    for i in range(lo, hi):
-        dx = x[i] - lx
-        dy = y[i] - ly
-        dz = z[i] - lz
-        d = dx * dx + dy * dy + dz * dz
-        v = min(dist[i], d)
-        dist[i] = v
-        m = max(m, v)
-    bi = lo
-    for i in range(lo, hi):
-        if dist[i] == m:
-            bi = i
-            break
-    return m, bi
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def _fps_serial_kernel(x, y, z, num_samples, out):  # pragma: no cover - numba
-    n = x.shape[0]
-    dist = np.full(n, np.inf, dtype=np.float32)
-    last = 0
-    out[0] = 0
-    for s in range(1, num_samples):
-        _, last = _update_chunk(x, y, z, dist, 0, n, x[last], y[last], z[last])
-        out[s] = last
-
-
-@numba.njit(cache=True, parallel=True, boundscheck=False)
-def _fps_parallel_kernel(x, y, z, num_samples, out, n_chunks):  # pragma: no cover - numba
-    n = x.shape[0]
-    dist = np.full(n, np.inf, dtype=np.float32)
-    bestv = np.empty(n_chunks, dtype=np.float32)
-    besti = np.empty(n_chunks, dtype=np.int64)
-    step = (n + n_chunks - 1) // n_chunks
-    last = 0
-    out[0] = 0
-    for s in range(1, num_samples):
-        lx = x[last]
-        ly = y[last]
-        lz = z[last]
-        for c in numba.prange(n_chunks):
-            lo = c * step
-            hi = min(n, lo + step)
-            bestv[c], besti[c] = _update_chunk(x, y, z, dist, lo, hi, lx, ly, lz)
-        bv = bestv[0]
-        last = besti[0]
-        for c in range(1, n_chunks):  # chunks in index order: strict > keeps first index
-            if bestv[c] > bv:
-                bv = bestv[c]
-                last = besti[c]
-        out[s] = last
-
-
-def _fps_numba(xyz: Tensor, num_samples: int) -> Tensor:
-    """Numba loop on CPU, float32, same picks as `_fps_torch`."""
     pts = xyz.detach().to("cpu", torch.float32).numpy()
-    B, N, _ = pts.shape
-    out = np.empty((B, num_samples), dtype=np.int64)
-    n_threads = torch.get_num_threads()
-    n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS)
-    for b in range(B):
-        x, y, z = (np.ascontiguousarray(pts[b, :, c]) for c in range(3))
-        if N >= _PARALLEL_MIN_POINTS and n_threads > 1:
-            _fps_parallel_kernel(x, y, z, num_samples, out[b], n_threads)
-        else:
-            _fps_serial_kernel(x, y, z, num_samples, out[b])
+    last = pts.shape[1] - 1
+    out = np.stack([last - fpsample.fps_sampling(np.ascontiguousarray(p[::-1]), num_samples,
+                                                 start_idx=last).astype(np.int64) for p in pts])
     return torch.from_numpy(out).to(xyz.device)
 
 
+def _morton_order(p: np.ndarray) -> np.ndarray:
+    """Indices sorting points [N, 3] along a 10-bit-per-axis Morton (Z-order) curve."""
+    lo = p.min(0)
+    extent = max(float((p.max(0) - lo).max()), 1e-30)
+    q = np.clip(((p - lo) / extent * 1023).astype(np.int64), 0, 1023)
+
+    def spread(v: np.ndarray) -> np.ndarray:  # insert two zero bits between the 10 bits of v
+        v = (v | (v << 16)) & 0x030000FF
+        v = (v | (v << 8)) & 0x0300F00F
+        v = (v | (v << 4)) & 0x030C30C3
+        return (v | (v << 2)) & 0x09249249
+
+    return np.argsort(spread(q[:, 0]) | (spread(q[:, 1]) << 1) | (spread(q[:, 2]) << 2), kind="stable")
+
+
+def _fps_blocked_one(p: np.ndarray, num_samples: int, block: int = BLOCK_SIZE) -> np.ndarray:
+    """Exact FPS of one cloud p [N, 3] float32 from index 0, updating only reachable blocks.
+
+    numpy on purpose: its element-wise ops are single-threaded, so this loop of small steps
+    never waits on a thread pool that other processes keep busy.
+    """
+    n = p.shape[0]
+    order = _morton_order(p)
+    nb = (n + block - 1) // block
+    pad = nb * block - n
+    if pad:  # fill the last block with copies of its last point, never eligible (distance -1)
+        order = np.concatenate([order, np.full(pad, order[-1])])
+    x, y, z = (np.ascontiguousarray(p[order, axis].reshape(nb, block)) for axis in range(3))
+    orig = order.reshape(nb, block).copy()
+    dist = np.full((nb, block), np.inf, dtype=np.float32)
+    if pad:
+        dist.reshape(-1)[n:] = -1.0
+        orig.reshape(-1)[n:] = n
+    box_lo = np.stack([x.min(1), y.min(1), z.min(1)], axis=1)
+    box_hi = np.stack([x.max(1), y.max(1), z.max(1)], axis=1)
+    block_max = np.full(nb, np.inf, dtype=np.float32)  # largest running distance in each block
+    block_first = orig.min(1)  # smallest original index holding it
+    out = np.zeros(num_samples, dtype=np.int64)
+    last = 0
+    for i in range(1, num_samples):
+        c = p[last]
+        gap = np.maximum(box_lo - c, 0) + np.maximum(c - box_hi, 0)
+        gap *= gap
+        bound = (gap[:, 0] + gap[:, 1]) + gap[:, 2]  # <= every distance from c into the block
+        sel = np.flatnonzero(bound <= block_max)
+        d = x[sel] - c[0]
+        d *= d
+        for coord, value in ((y, c[1]), (z, c[2])):
+            t = coord[sel] - value
+            t *= t
+            d += t
+        np.minimum(dist[sel], d, out=d)
+        dist[sel] = d
+        m = d.max(1)
+        block_max[sel] = m
+        block_first[sel] = np.where(d == m[:, None], orig[sel], n).min(1)
+        last = int(block_first[block_max == block_max.max()].min())
+        out[i] = last
+    return out
+
+
 def _fps_bucket(xyz: Tensor, num_samples: int) -> Tensor:
-    """fpsample QuickFPS: an exact FPS sequence from its own start point (not official picks)."""
+    """fpsample QuickFPS: an exact FPS sequence, but from a start point of its own (opt-in only)."""
     import fpsample
 
     pts = xyz.detach().to("cpu", torch.float32).numpy()
     B, N, _ = pts.shape
     h = 3 if N < 50_000 else (5 if N < 500_000 else 7)
     h = max(1, min(h, int(np.log2(max(N, 2))) - 1))
-    out = np.empty((B, num_samples), dtype=np.int64)
-    for b in range(B):
-        out[b] = fpsample.bucket_fps_kdline_sampling(pts[b], num_samples, h)
-    return torch.from_numpy(out).to(xyz.device)
+    out = np.stack([fpsample.bucket_fps_kdline_sampling(p, num_samples, h) for p in pts])
+    return torch.from_numpy(out.astype(np.int64)).to(xyz.device)
 
 
 def farthest_point_sampling(xyz: Tensor, num_samples: int, method: str = "auto") -> Tensor:
-    """Farthest point sampling from index 0 (official semantics); returns LongTensor [B, L]."""
+    """Farthest point sampling from index 0 (official picks); returns LongTensor [B, num_samples].
+
+    method: 'auto' (exact fast paths on CPU, the reference loop elsewhere), 'reference', or
+    'bucket' (fpsample's QuickFPS: much faster, exact FPS but NOT the official start point).
+    """
     check_xyz("xyz", xyz)
+    if method in ("torch", "numba"):  # names of the removed numba era
+        warnings.warn(f"farthest_point_sampling(method={method!r}) is deprecated; use 'auto' or "
+                      "'reference'", DeprecationWarning, stacklevel=2)
+        method = "reference" if method == "torch" else "auto"
     if method not in FPS_METHODS:
         raise InputError(f"farthest_point_sampling: unknown method {method!r}; expected one of {FPS_METHODS}")
     N = xyz.shape[1]
@@ -143,10 +161,12 @@ def farthest_point_sampling(xyz: Tensor, num_samples: int, method: str = "auto")
             f"farthest_point_sampling: num_samples must be in [1, N={N}] (number of points), "
             f"got {num_samples}"
         )
-    if method == "auto":
-        method = "torch" if xyz.device.type != "cpu" else "numba"
-    if method == "torch":
-        return _fps_torch(xyz, num_samples)
-    if method == "numba":
-        return _fps_numba(xyz, num_samples)
-    return _fps_bucket(xyz, num_samples)
+    if method == "bucket":
+        return _fps_bucket(xyz, num_samples)
+    if method == "auto" and xyz.device.type == "cpu":
+        if N < BLOCKED_MIN_POINTS:
+            return _fps_fpsample(xyz, num_samples)
+        pts = xyz.detach().to("cpu", torch.float32).numpy()
+        out = np.stack([_fps_blocked_one(np.ascontiguousarray(p), num_samples) for p in pts])
+        return torch.from_numpy(out).to(xyz.device)
+    return farthest_point_sampling_reference(xyz, num_samples)

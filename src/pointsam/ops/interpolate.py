@@ -1,17 +1,20 @@
-"""Inverse-squared-distance 3-NN interpolation of per-center features back onto points."""
+"""Inverse-squared-distance 3-NN interpolation of per-center features back onto points.
+
+`interpolate_reference` is the plain weighted sum of three gathers; `interpolate` computes the
+same values with no [N, 3, C] temporary: one `embedding_bag` (gather and weighted sum fused)
+when no gradient is needed, three accumulated gathers under autograd.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from pointsam.errors import InputError
 from pointsam.ops.knn import check_index, check_xyz, knn
 
 WEIGHT_EPS = 1e-8
-
-# Rows per chunk in `interpolate`, so the one gathered temporary stays small.
-_INTERP_CHUNK_ROWS = 65_536
 
 
 def three_nn_interpolation_weights(
@@ -29,6 +32,13 @@ def three_nn_interpolation_weights(
     recip = 1.0 / dist_sq.clamp_min(WEIGHT_EPS)
     weight = recip / recip.sum(dim=-1, keepdim=True)
     return idx, weight
+
+
+def interpolate_reference(features: Tensor, idx: Tensor, weight: Tensor) -> Tensor:
+    """Plain twin of `interpolate`: sum_j weight[..., j] * features[b, idx[..., j]]."""
+    nb = torch.gather(features[:, :, None, :].expand(-1, -1, 3, -1), 1,
+                      idx[..., None].long().expand(-1, -1, -1, features.shape[-1]))
+    return (nb * weight[..., None].to(features.dtype)).sum(dim=2)
 
 
 def interpolate(features: Tensor, idx: Tensor, weight: Tensor) -> Tensor:
@@ -56,17 +66,6 @@ def interpolate(features: Tensor, idx: Tensor, weight: Tensor) -> Tensor:
         assert out is not None
         return out
 
-    out = torch.empty(B, n, C, dtype=features.dtype, device=dev)
-    for b in range(B):
-        for s in range(0, n, _INTERP_CHUNK_ROWS):
-            e = min(n, s + _INTERP_CHUNK_ROWS)
-            o = out[b, s:e]
-            ib = flat_idx[b, s:e]
-            wb = weight[b, s:e]
-            torch.index_select(flat_feat, 0, ib[:, 0], out=o)
-            o.mul_(wb[:, 0:1])
-            tmp = flat_feat.index_select(0, ib[:, 1])
-            o.addcmul_(tmp, wb[:, 1:2])
-            torch.index_select(flat_feat, 0, ib[:, 2], out=tmp)
-            o.addcmul_(tmp, wb[:, 2:3])
-    return out
+    out = F.embedding_bag(flat_idx.reshape(-1, 3), flat_feat, per_sample_weights=weight.reshape(-1, 3),
+                          mode="sum")
+    return out.view(B, n, C)

@@ -1,4 +1,8 @@
-"""Exact k-nearest-neighbour search: a chunked plain-torch reference and a KD-tree fast path."""
+"""Exact k-nearest-neighbour search: a chunked plain-torch reference and a KD-tree fast path.
+
+`knn_reference` runs on any device; `knn` dispatches to scipy's KD-tree on CPU (distances
+recomputed with the reference formula, so the two agree) and to the reference elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from torch import Tensor
 
 from pointsam.errors import InputError
 
-KNN_METHODS = ("auto", "torch", "kdtree")
+KNN_METHODS = ("auto", "reference", "torch", "kdtree")  # "torch" = "reference"
 
 # Budget for the [B, l, n] float temporaries of the torch reference (a few live at once).
 _TORCH_CHUNK_ELEMS = 1 << 23  # 8M elements = 32 MB per float32 temporary
@@ -55,7 +59,7 @@ def _sqdist(q: Tensor, p: Tensor) -> Tensor:
 
 
 def _knn_torch(query: Tensor, points: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Reference: exact difference-based distances + topk, chunked over L and N."""
+    """Exact difference-based distances + topk, chunked over L and N."""
     B, L, _ = query.shape
     N = points.shape[1]
     n_chunk = max(k, min(N, _TORCH_CHUNK_ELEMS // max(B, 1)))
@@ -113,7 +117,10 @@ def _knn_kdtree(query: Tensor, points: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 def knn(query: Tensor, points: Tensor, k: int, method: str = "auto") -> tuple[Tensor, Tensor]:
-    """Exact k nearest `points` of each `query` point: (squared distances, indices), ascending."""
+    """Exact k nearest `points` of each `query` point: (squared distances, indices), ascending.
+
+    method: 'auto' (KD-tree on CPU, reference elsewhere), 'reference' or 'kdtree'.
+    """
     check_xyz("query", query)
     check_xyz("points", points)
     if method not in KNN_METHODS:
@@ -135,9 +142,14 @@ def knn(query: Tensor, points: Tensor, k: int, method: str = "auto") -> tuple[Te
             torch.empty(query.shape[0], 0, k, dtype=dtype, device=query.device),
             torch.empty(query.shape[0], 0, k, dtype=torch.long, device=query.device),
         )
-    if method == "torch":
+    if method in ("torch", "reference"):
         return _knn_torch(query, points, k)
     return _knn_kdtree(query, points, k)
+
+
+def knn_reference(query: Tensor, points: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Plain-torch twin of `knn` (chunked exact distances + topk) on any device."""
+    return knn(query, points, k, method="reference")
 
 
 def gather_groups(points: Tensor, idx: Tensor) -> Tensor:

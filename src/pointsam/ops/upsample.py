@@ -1,72 +1,47 @@
-"""Fused 3-NN interpolation + LayerNorm + exact GELU: the per-point hot loop of mask decoding.
+"""Per-point mask logits of the decoder: 3-NN upsampling of the tokens, MLP, hypernetwork dots.
 
-`interp_norm_gelu` computes GELU(LayerNorm(sum_j w_j tokens[idx_j])) for a chunk of points. The
-plain-torch path is the reference (and the GPU path); on CPU a numba kernel does it in one pass
-over memory, without the three gathered [n, C] temporaries.
+For each prompt p, point n and mask c the decoder computes
+    logits[p, c, n] = hyper[p, c] . mlp(sum_j w[n, j] * src[p, idx[n, j]])
+with mlp = Linear, LayerNorm, GELU, Linear, GELU (`output_upscaling`). `mask_logits_reference`
+does exactly that on all N points at once. `mask_logits` gives the same values for large N
+without the [P, N, D] temporaries: the first Linear commutes with the interpolation (the three
+weights sum to one), so it runs on the L tokens; then points go through in chunks (weighted
+3-NN sum in one `embedding_bag`, LayerNorm, GELU, Linear, GELU, one matmul with the hypernetwork
+outputs). Plain torch; meant for inference (no_grad).
 """
 
 from __future__ import annotations
 
-import math
-
-import numba
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from pointsam.ops.interpolate import interpolate
+from pointsam.ops.interpolate import interpolate_reference
 
-UPSAMPLE_METHODS = ("auto", "torch", "numba")
-
-
-def _torch_path(tokens, idx, weight, ln_weight, ln_bias, eps):
-    x = interpolate(tokens[None], idx[None], weight[None])[0]
-    return F.gelu(F.layer_norm(x, (tokens.shape[1],), ln_weight, ln_bias, eps))
+DEFAULT_CHUNK = 16384  # points per chunk
 
 
-@numba.njit(cache=True, parallel=True, boundscheck=False)
-def _fused_kernel(tokens, idx, weight, ln_w, ln_b, eps, out):  # pragma: no cover - numba
-    n, c = out.shape
-    for p in numba.prange(n):
-        i0, i1, i2 = idx[p, 0], idx[p, 1], idx[p, 2]
-        w0, w1, w2 = weight[p, 0], weight[p, 1], weight[p, 2]
-        mean = 0.0
-        for k in range(c):
-            v = w0 * tokens[i0, k] + w1 * tokens[i1, k] + w2 * tokens[i2, k]
-            out[p, k] = v
-            mean += v
-        mean /= c
-        var = 0.0
-        for k in range(c):
-            d = out[p, k] - mean
-            var += d * d
-        inv = 1.0 / math.sqrt(var / c + eps)
-        for k in range(c):
-            out[p, k] = (out[p, k] - mean) * inv * ln_w[k] + ln_b[k]
+def mask_logits_reference(src: Tensor, hyper: Tensor, idx: Tensor, weight: Tensor,
+                          upscaling: nn.Sequential) -> Tensor:
+    """src [P, L, D], hyper [P, C, D], idx/weight [P, N, 3] -> logits [P, C, N]."""
+    x = upscaling(interpolate_reference(src, idx, weight))  # [P, N, D]
+    return hyper @ x.transpose(1, 2)
 
 
-def interp_norm_gelu(
-    tokens: Tensor,
-    idx: Tensor,
-    weight: Tensor,
-    ln_weight: Tensor,
-    ln_bias: Tensor,
-    eps: float = 1e-5,
-    method: str = "auto",
-) -> Tensor:
-    """GELU(LayerNorm(3-NN interpolation of tokens [L, C])) for points idx/weight [n, 3] -> [n, C]."""
-    if method not in UPSAMPLE_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {UPSAMPLE_METHODS}")
-    if method == "auto":
-        method = "numba" if tokens.device.type == "cpu" and not torch.is_grad_enabled() else "torch"
-    if method == "torch" or tokens.dtype != torch.float32:
-        return _torch_path(tokens, idx, weight.to(tokens.dtype), ln_weight, ln_bias, eps)
-    out = np.empty((idx.shape[0], tokens.shape[1]), np.float32)
-    _fused_kernel(
-        tokens.detach().contiguous().numpy(), idx.contiguous().numpy(),
-        weight.detach().to(torch.float32).contiguous().numpy(),
-        ln_weight.detach().numpy(), ln_bias.detach().numpy(), np.float32(eps), out,
-    )
-    # GELU stays in torch: its vectorized erf is far faster than a scalar erf per element.
-    return F.gelu(torch.from_numpy(out))
+def mask_logits(src: Tensor, hyper: Tensor, idx: Tensor, weight: Tensor, upscaling: nn.Sequential,
+                chunk_size: int = DEFAULT_CHUNK) -> Tensor:
+    """Same values as `mask_logits_reference`; idx/weight may be [1, N, 3] (shared by all prompts)."""
+    lin0, norm, _, lin1, _ = upscaling
+    tokens = lin0(src)  # [P, L, D]
+    p, n = src.shape[0], idx.shape[1]
+    d = tokens.shape[-1]
+    out = tokens.new_empty(p, hyper.shape[1], n)
+    step = max(1, chunk_size)
+    for b in range(p):
+        ib, wb = idx[min(b, idx.shape[0] - 1)], weight[min(b, weight.shape[0] - 1)].to(tokens.dtype)
+        for s in range(0, n, step):
+            x = F.embedding_bag(ib[s : s + step], tokens[b], per_sample_weights=wb[s : s + step], mode="sum")
+            x = torch.ops.aten.gelu_(F.layer_norm(x, (d,), norm.weight, norm.bias, norm.eps))
+            x = torch.ops.aten.gelu_(lin1(x))  # in place: both are fresh temporaries
+            out[b, :, s : s + step] = torch.mm(x, hyper[b].T).T
+    return out
