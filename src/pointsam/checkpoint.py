@@ -277,13 +277,19 @@ def load_model(
 ) -> PointSAM:
     """Load a Point-SAM model for inference (eval mode) from a checkpoint file.
 
-    With no `checkpoint`, loads the small default model bundled with the package.
+    With no `checkpoint`, loads the small default model bundled with the package. A checkpoint that
+    is not an existing path may name a model: 'default' (the bundled one), 'large' (the official
+    weights, through the Hugging Face cache) or 'hf://owner/repo[@revision]/file' (see `pointsam.hub`).
 
     `config`: None (default) or 'auto' uses the config stored in the file, else the architecture
     the tensors' shapes show (the official files load this way). A preset name ('large', 'giant',
     'base') or a `PointSAMConfig` is used as given, except that one contradicting the file's
     stored architecture gives a warning naming both and the file's own is used.
     """
+    if checkpoint is not None:
+        from pointsam.hub import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint(checkpoint)
     if checkpoint is None:
         checkpoint = default_model_path()
         if not checkpoint.is_file():

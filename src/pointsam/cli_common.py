@@ -19,8 +19,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, model: bool = True,
     model, --device when it computes with torch, --overwrite when its output could exist."""
     group = parser.add_argument_group("common options")
     if model:
-        group.add_argument("--checkpoint", type=Path, help="model weights, e.g. the official Point-SAM "
-                           "model.safetensors (default: the bundled small model)")
+        group.add_argument("--checkpoint", type=Path, help="model weights: a file (e.g. the official "
+                           "model.safetensors), or a name: default (the bundled small model, the default), "
+                           "large (the official weights, via the Hugging Face cache), hf://owner/repo[@rev]/file")
         group.add_argument("--config", metavar="{" + ",".join(CONFIGS) + "}",
                            help="architecture (default: the config stored in the checkpoint, else large)")
     if device:

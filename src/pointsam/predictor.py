@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,7 +14,14 @@ from pointsam.errors import InputError, PointSAMError
 from pointsam.modeling import CloudEmbedding, PointSAM
 from pointsam.modeling.patch_embed import group_points
 from pointsam.ops import DEFAULT_CHUNK, interpolate
-from pointsam.validation import as_numpy, check_labels, check_xyz, colors_to_unit
+from pointsam.preprocessing import (
+    Normalization,
+    as_numpy,
+    check_labels,
+    check_xyz,
+    colors_to_unit,
+    fit_unit_sphere,
+)
 
 LARGE_CLOUD = 100_000  # above this many points the grouping grows (paper Sec. 3, Table 6)
 LARGE_NUM_PATCHES = 2048
@@ -29,17 +35,6 @@ NEGATIVE_ONLY_LOGIT = -1.0  # logits of a prompt with no positive click are capp
 
 class PointCloudNotSetError(PointSAMError, RuntimeError):
     """`predict` (or a query of the cloud) before `set_point_cloud`."""
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Affine map from the cloud's coordinates to the unit sphere: (x - center) / scale."""
-
-    center: np.ndarray  # (3,) float64
-    scale: float
-
-    def apply(self, xyz: np.ndarray) -> np.ndarray:
-        return ((np.asarray(xyz, dtype=np.float64) - self.center) / self.scale).astype(np.float32)
 
 
 def choose_grouping(num_points: int, num_distinct: int, num_patches: int, patch_size: int
@@ -133,13 +128,7 @@ class PointCloudPredictor:
         xyz = check_xyz(xyz)
         n = xyz.shape[0]
         colours = colors_to_unit(rgb, n) if rgb is not None else np.full((n, 3), 0.5, np.float32)
-        xyz64 = xyz.astype(np.float64)
-        center = xyz64.mean(axis=0)
-        scale = float(np.sqrt(((xyz64 - center) ** 2).sum(axis=1).max()))
-        del xyz64
-        if scale == 0.0:
-            raise InputError("all points of the cloud coincide: nothing to segment")
-        norm = Normalization(center, scale)
+        norm = fit_unit_sphere(xyz)
         coords = norm.apply(xyz)
         for name, value in (("num_patches", num_patches), ("patch_size", patch_size)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -129,14 +129,15 @@ def _fps_blocked_one(p: np.ndarray, num_samples: int, block: int = BLOCK_SIZE) -
 
 
 def _fps_bucket(xyz: Tensor, num_samples: int) -> Tensor:
-    """fpsample QuickFPS: an exact FPS sequence, but from a start point of its own (opt-in only)."""
+    """fpsample QuickFPS: an exact FPS sequence from point 0 (deterministic; ties may differ from the
+    official loop, so opt-in only)."""
     import fpsample
 
     pts = xyz.detach().to("cpu", torch.float32).numpy()
     B, N, _ = pts.shape
     h = 3 if N < 50_000 else (5 if N < 500_000 else 7)
     h = max(1, min(h, int(np.log2(max(N, 2))) - 1))
-    out = np.stack([fpsample.bucket_fps_kdline_sampling(p, num_samples, h) for p in pts])
+    out = np.stack([fpsample.bucket_fps_kdline_sampling(p, num_samples, h, start_idx=0) for p in pts])
     return torch.from_numpy(out.astype(np.int64)).to(xyz.device)
 
 

@@ -185,7 +185,7 @@ class Trainer:
             # Unused parameters: the official layout keeps ViT parts (cls token, image patch embed,
             # head) that no point cloud reaches, and a 1-iteration rollout skips the mask encoder.
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self._ddp = DistributedDataParallel(self._rollout, device_ids=ids, find_unused_parameters=True)
+            self._ddp = DistributedDataParallel(self._rollout, device_ids=ids, find_unused_parameters=False)
 
     # ------------------------------------------------------------------ data
     def _next_index(self) -> int:
