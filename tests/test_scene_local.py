@@ -87,14 +87,32 @@ def test_region_grows_across_its_border_until_the_object_is_whole(model):
     local = LocalPredictor(_HalfSpace(model), region_points=500, growth=4.0, max_growth=6,
                            max_region_points=40000)
     local.set_point_cloud(xyz)
-    res = local.predict_local([[5.0, 0.0, 0.0]], [1])
+    res = local.predict_local([[0.5, 0.0, 0.0]], [1])
     assert res.growth_steps >= 2
-    masks, _, _ = local.predict([[5.0, 0.0, 0.0]], [1])
+    masks, _, _ = local.predict([[0.5, 0.0, 0.0]], [1])
     # grown until it reached the whole cloud: every x >= 0 point is in the mask
     np.testing.assert_array_equal(masks[0], xyz[:, 0] >= 0)
     capped = LocalPredictor(_HalfSpace(model), region_points=500, max_growth=1, max_region_points=40000)
     capped.set_point_cloud(xyz)
-    assert capped.predict_local([[5.0, 0.0, 0.0]], [1]).growth_steps == 1  # bounded
+    assert capped.predict_local([[0.5, 0.0, 0.0]], [1]).growth_steps == 1  # bounded
+
+
+class _Everything(PointCloudPredictor):
+    """A stand-in model answer: the whole region (the model's "everything" mask)."""
+
+    def predict_torch(self, point_coords, point_labels, mask_input=None, multimask_output=True,
+                      normalized=False):
+        c = 3 if multimask_output else 1
+        logits = torch.full((1, c, self.num_points), 5.0)
+        return logits > 0, torch.ones(1, c), logits
+
+
+def test_an_everything_mask_does_not_grow_the_region(model):
+    xyz = np.random.default_rng(0).uniform(-10, 10, (5000, 3)).astype(np.float32)
+    local = LocalPredictor(_Everything(model), region_points=500, max_growth=3)
+    local.set_point_cloud(xyz)
+    res = local.predict_local([[0.0, 0.0, 0.0]], [1])
+    assert res.growth_steps == 0 and res.region.num_points == 500
 
 
 def test_small_object_does_not_grow_and_refinement_hits_the_cache(model, scene):

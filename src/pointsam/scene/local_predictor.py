@@ -75,13 +75,17 @@ class LocalPredictor:
 
     Logits of points outside the answering region are OUTSIDE_LOGIT (-20: mask False).
     `cache_size` bounds how many encoded regions are kept (least recently used dropped first).
+    The region grows while the best mask has more than `border_fraction` of its points within
+    `border_width` (fraction of the radius) of the ball's surface, unless it fills more than
+    `max_fill` of the region (the model's "everything" answer, which growth cannot sharpen).
     `num_patches` / `patch_size` set the grouping of a `region_points` region (default: the
     model's); a grown region gets proportionally more patches (at most 2048).
     """
 
     def __init__(self, model_or_predictor: PointSAM | PointCloudPredictor, region_points: int = 16384,
                  *, max_region_points: int = 262_144, growth: float = 4.0, max_growth: int = 2,
-                 border_width: float = 0.08, border_fraction: float = 0.02, cache_size: int = 4,
+                 border_width: float = 0.08, border_fraction: float = 0.02, max_fill: float = 0.9,
+                 cache_size: int = 4,
                  num_patches: int | None = None, patch_size: int | None = None) -> None:
         if isinstance(model_or_predictor, PointSAM):
             self._template = PointCloudPredictor(model_or_predictor)
@@ -102,14 +106,15 @@ class LocalPredictor:
                              f"and {max_region_points}")
         if not growth > 1.0:
             raise InputError(f"growth must be > 1, got {growth!r}")
-        if not 0.0 < border_width < 1.0 or not 0.0 <= border_fraction <= 1.0:
-            raise InputError("border_width must be in (0, 1) and border_fraction in [0, 1]")
+        if not 0.0 < border_width < 1.0 or not 0.0 <= border_fraction <= 1.0 or not 0.0 < max_fill <= 1.0:
+            raise InputError("border_width must be in (0, 1), border_fraction in [0, 1], max_fill in (0, 1]")
         self.region_points = int(region_points)
         self.max_region_points = int(max_region_points)
         self.growth = float(growth)
         self.max_growth = int(max_growth)
         self.border_width = float(border_width)
         self.border_fraction = float(border_fraction)
+        self.max_fill = float(max_fill)
         self.cache_size = int(cache_size)
         self.base_patches = num_patches
         self.base_patch_size = patch_size
@@ -280,14 +285,26 @@ class LocalPredictor:
         while True:
             masks, scores, logits = self._decode(region, coords, labels, idx, mask, multimask_output)
             best = masks[int(scores.argmax())]
-            touching = int((best & region.border(self.border_width)).sum())
-            if (steps >= self.max_growth or region.whole or region.num_points >= self.max_region_points
-                    or touching <= max(1, self.border_fraction * best.sum())):
+            if steps >= self.max_growth or not self._reaches_border(region, best):
                 return LocalResult(region, masks, scores, logits, steps)
             grown_req = np.concatenate([required, _outline(self._xyz[region.indices[best]])])
             size = min(int(np.ceil(region.num_points * self.growth)), self.max_region_points)
             region = self.index.covering(grown_req, size, self.max_region_points, self.growth, 0.0)
             steps += 1
+
+    def _reaches_border(self, region: Region, best: np.ndarray) -> bool:
+        """Whether the best mask is cut by the region's border (and growing could complete it).
+
+        A mask filling more than `max_fill` of the region is the model's "everything" answer, not
+        an object cut by the border: growing would only enlarge it, so it is left as it is.
+        """
+        if region.whole or region.num_points >= self.max_region_points:
+            return False
+        size = int(best.sum())
+        if size > self.max_fill * region.num_points:
+            return False
+        touching = int((best & region.border(self.border_width)).sum())
+        return touching > max(1, self.border_fraction * size)
 
     def _decode(self, region: Region, coords, labels, idx, mask, multimask):
         inner = self._encoded(region)
