@@ -36,6 +36,11 @@ def test_las_in_chunks_matches_the_full_reader(tmp_path):
     np.testing.assert_allclose(big.absolute(), ref.xyz, atol=1e-3)  # float32 offsets keep mm
     np.testing.assert_array_equal(big.rgb, ref.rgb)
     np.testing.assert_allclose(big.absolute([3, 10]), ref.xyz[[3, 10]], atol=1e-3)
+    if laspy.LazBackend.detect_available():
+        las.write(tmp_path / "scan.laz")
+        laz = read_large_cloud(tmp_path / "scan.laz", chunk_points=1000)
+        np.testing.assert_array_equal(laz.xyz, big.xyz)
+        np.testing.assert_array_equal(laz.rgb, big.rgb)
 
 
 def test_binary_ply_and_npy_are_memory_mapped_and_match(tmp_path):
