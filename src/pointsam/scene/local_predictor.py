@@ -203,10 +203,11 @@ class LocalPredictor:
         self._cache[key] = _Cached(region, inner)
         return inner
 
-    def _covering_cached(self, required: np.ndarray) -> Region | None:
-        """The most recently used cached region holding every required point away from its border."""
+    def _covering_cached(self, prompts: np.ndarray, mask: np.ndarray) -> Region | None:
+        """The most recently used cached region holding the prompts away from its border and the
+        previous mask (refinement clicks stay in the region that drew it)."""
         for cached in reversed(self._cache.values()):
-            if cached.region.covers(required, self.border_width):
+            if cached.region.covers(prompts, self.border_width) and cached.region.covers(mask):
                 return cached.region
         return None
 
@@ -256,15 +257,18 @@ class LocalPredictor:
                              f"{as_numpy(mask_input, 'mask_input').shape}")
         return mask
 
-    def _required(self, coords: np.ndarray, labels: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """Points the region must hold: positive prompts (all prompts if none), the prompted mask."""
+    def _required(self, coords: np.ndarray, labels: np.ndarray, mask: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Points a region must hold: the positive prompts (all if none) with their nearest cloud
+        points, and an outline of the prompted mask (empty without one)."""
         xyz = self._require()
         keep = coords[labels == 1] if (labels == 1).any() else coords
         _, near = self.index.nearest(keep)
-        pts = [keep, xyz[near].astype(np.float64)]
+        prompts = np.concatenate([keep, xyz[near].astype(np.float64)])
+        outline = np.zeros((0, 3))
         if mask is not None and (mask > 0).any():
-            pts.append(_outline(xyz[mask > 0]))
-        return np.concatenate(pts)
+            outline = _outline(xyz[mask > 0])
+        return prompts, outline
 
     def predict_local(self, point_coords=None, point_labels=None, mask_input=None,
                       multimask_output: bool = True, *, point_indices=None) -> LocalResult:
@@ -273,8 +277,9 @@ class LocalPredictor:
         labels = (np.ones(coords.shape[0], np.int64) if point_labels is None
                   else check_labels(point_labels, coords.shape[0]))
         mask = self._mask_input(mask_input)
-        required = self._required(coords, labels, mask)
-        region = self._covering_cached(required)
+        prompts, outline = self._required(coords, labels, mask)
+        required = np.concatenate([prompts, outline])
+        region = self._covering_cached(prompts, outline)
         if region is None:
             if self.num_points <= self.region_points:
                 region = self.index.whole()
