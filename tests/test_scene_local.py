@@ -115,15 +115,16 @@ def test_an_everything_mask_does_not_grow_the_region(model):
     assert res.growth_steps == 0 and res.region.num_points == 500
 
 
-def test_small_object_does_not_grow_and_refinement_hits_the_cache(model, scene):
+def test_refinement_clicks_stay_in_the_cached_region(model, scene):
     xyz, rgb, inst = scene
-    local = LocalPredictor(model, region_points=1500, cache_size=2)
+    local = LocalPredictor(model, region_points=1500, cache_size=2, max_growth=0)
     local.set_point_cloud(xyz, rgb)
     pts = xyz[np.flatnonzero(inst == 0)]
-    local.predict([pts[0]], [1])
-    first = local.cached_regions
-    local.predict(pts[:2], [1, 0])
-    assert local.cached_regions == first  # same region, nothing re-encoded
+    _, scores, logits = local.predict([pts[0]], [1])
+    first = [id(r) for r in local.cached_regions]
+    res = local.predict_local(pts[:2], [1, 0], logits[int(scores.argmax())], False)
+    assert [id(r) for r in local.cached_regions] == first  # same region, nothing re-encoded
+    assert id(res.region) == first[0] and res.masks.shape == (1, res.region.num_points)
 
 
 def test_cache_evicts_least_recently_used(model, scene):
