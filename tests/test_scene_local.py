@@ -64,7 +64,9 @@ def test_region_maps_back_to_full_cloud(model, scene):
     assert masks.shape == (3, len(xyz)) and logits.shape == (3, len(xyz))
     np.testing.assert_allclose(logits[:, region.indices], pl, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(masks[:, region.indices], pm)
-    np.testing.assert_allclose(scores, ps, rtol=1e-5, atol=1e-6)
+    filled = pm.sum(axis=1) > 0.9 * region.num_points  # the ball itself ranks last (max_fill)
+    np.testing.assert_allclose(scores[~filled], ps[~filled], rtol=1e-5, atol=1e-6)
+    assert (scores[filled] == ps.min() - 1).all()
     outside = np.setdiff1d(np.arange(len(xyz)), region.indices)
     assert (logits[:, outside] == OUTSIDE_LOGIT).all() and not masks[:, outside].any()
 
@@ -113,6 +115,9 @@ def test_an_everything_mask_does_not_grow_the_region(model):
     local.set_point_cloud(xyz)
     res = local.predict_local([[0.0, 0.0, 0.0]], [1])
     assert res.growth_steps == 0 and res.region.num_points == 500
+    assert (res.scores == 0).all()  # the ball itself ranks last among candidates (1 - 1)
+    single = local.predict_local([[0.0, 0.0, 0.0]], [1], multimask_output=False)
+    assert single.scores.tolist() == [1.0]  # a single answer keeps the model's score
 
 
 def test_refinement_clicks_stay_in_the_cached_region(model, scene):

@@ -78,6 +78,9 @@ class LocalPredictor:
     The region grows while the best mask has more than `border_fraction` of its points within
     `border_width` (fraction of the radius) of the ball's surface, unless it fills more than
     `max_fill` of the region (the model's "everything" answer, which growth cannot sharpen).
+    Among several candidates, one filling more than `max_fill` of a partial region is the ball
+    itself rather than an object: its score is lowered to (lowest score - 1) so it ranks last
+    (whole-cloud regions keep the model's scores, as global mode).
     `num_patches` / `patch_size` set the grouping of a `region_points` region (default: the
     model's); a grown region gets proportionally more patches (at most 2048).
     """
@@ -289,6 +292,10 @@ class LocalPredictor:
         steps = 0
         while True:
             masks, scores, logits = self._decode(region, coords, labels, idx, mask, multimask_output)
+            if not region.whole and masks.shape[0] > 1:
+                # a candidate filling the region is the ball itself, not an object: rank it last
+                filled = masks.sum(axis=1) > self.max_fill * region.num_points
+                scores = np.where(filled, scores.min() - 1.0, scores).astype(scores.dtype)
             best = masks[int(scores.argmax())]
             if steps >= self.max_growth or not self._reaches_border(region, best):
                 return LocalResult(region, masks, scores, logits, steps)
