@@ -206,11 +206,10 @@ class LocalPredictor:
         self._cache[key] = _Cached(region, inner)
         return inner
 
-    def _covering_cached(self, prompts: np.ndarray, mask: np.ndarray) -> Region | None:
-        """The most recently used cached region holding the prompts away from its border and the
-        previous mask (refinement clicks stay in the region that drew it)."""
+    def _covering_cached(self, required: np.ndarray) -> Region | None:
+        """The most recently used cached region holding the required points away from its border."""
         for cached in reversed(self._cache.values()):
-            if cached.region.covers(prompts, self.border_width) and cached.region.covers(mask):
+            if cached.region.covers(required, self.border_width):
                 return cached.region
         return None
 
@@ -260,18 +259,12 @@ class LocalPredictor:
                              f"{as_numpy(mask_input, 'mask_input').shape}")
         return mask
 
-    def _required(self, coords: np.ndarray, labels: np.ndarray, mask: np.ndarray | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Points a region must hold: the positive prompts (all if none) with their nearest cloud
-        points, and an outline of the prompted mask (empty without one)."""
-        xyz = self._require()
+    def _required(self, coords: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Points a region must hold: the positive prompts (all if none) and their nearest cloud
+        points. A mask prompt is cropped to the region, never a reason to enlarge it."""
         keep = coords[labels == 1] if (labels == 1).any() else coords
         _, near = self.index.nearest(keep)
-        prompts = np.concatenate([keep, xyz[near].astype(np.float64)])
-        outline = np.zeros((0, 3))
-        if mask is not None and (mask > 0).any():
-            outline = _outline(xyz[mask > 0])
-        return prompts, outline
+        return np.concatenate([keep, self._require()[near].astype(np.float64)])
 
     def predict_local(self, point_coords=None, point_labels=None, mask_input=None,
                       multimask_output: bool = True, *, point_indices=None) -> LocalResult:
@@ -279,10 +272,9 @@ class LocalPredictor:
         coords, idx = self._prompt_points(point_coords, point_indices)
         labels = (np.ones(coords.shape[0], np.int64) if point_labels is None
                   else check_labels(point_labels, coords.shape[0]))
-        mask = self._mask_input(mask_input)
-        prompts, outline = self._required(coords, labels, mask)
-        required = np.concatenate([prompts, outline])
-        region = self._covering_cached(prompts, outline)
+        mask = self._mask_input(mask_input)  # cropped to the answering region
+        required = self._required(coords, labels)
+        region = self._covering_cached(required)
         if region is None:
             if self.num_points <= self.region_points:
                 region = self.index.whole()
