@@ -70,10 +70,22 @@ def _write_las(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
     las.write(path)
 
 
-def speed_child(path: str, labels: str, mode: str) -> dict:
+def _model(architecture: str):
+    """The bundled model, or the official large architecture with random weights (speed only)."""
+    if architecture == "bundled":
+        return load_model()
+    import torch
+
+    from pointsam import PointSAMConfig, build_model
+
+    torch.manual_seed(0)
+    return build_model(PointSAMConfig.large()).eval()
+
+
+def speed_child(path: str, labels: str, mode: str, architecture: str = "bundled") -> dict:
     """Run in a fresh process: open, first mask, new-region click, refinement; peak RSS."""
     inst = np.load(labels)
-    model = load_model()
+    model = _model(architecture)
     t0 = time.perf_counter()
     cloud = read_large_cloud(path)
     t_read = time.perf_counter() - t0
@@ -99,13 +111,15 @@ def speed_child(path: str, labels: str, mode: str) -> dict:
     t2 = time.perf_counter()
     masks2, _, _ = pred.predict(np.stack([click_b, second]), [1, 1], logits[best], False)
     t_refine = time.perf_counter() - t2
-    return {"n": int(cloud.num_points), "mode": mode, "read_s": t_read, "open_s": t_open,
+    return {"n": int(cloud.num_points), "mode": mode if architecture == "bundled" else f"{mode} (large)",
+            "read_s": t_read, "open_s": t_open,
             "first_mask_s": t_first, "new_region_s": t_new, "refine_s": t_refine,
             "iou_first": iou_a, "iou_new": _iou(masks[best], gt_b), "iou_refined": _iou(masks2[0], gt_b),
             "peak_rss_mb": _peak_rss_mb()}
 
 
-def run_speed(points: list[int], objects_per_million: int, modes: list[str]) -> list[dict]:
+def run_speed(points: list[int], objects_per_million: int, modes: list[str], architecture: str
+              ) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in points:
@@ -115,7 +129,7 @@ def run_speed(points: list[int], objects_per_million: int, modes: list[str]) -> 
             np.save(labels, inst)
             del xyz, rgb, inst
             for mode in modes:
-                rows.append(_child(["speed-child", str(las), str(labels), mode]))
+                rows.append(_child(["speed-child", str(las), str(labels), mode, architecture]))
                 _print_speed(rows[-1:])
     return rows
 
@@ -214,12 +228,15 @@ def main() -> None:
     sp.add_argument("--points", type=int, nargs="+", default=[1_000_000, 5_000_000])
     sp.add_argument("--objects-per-million", type=int, default=200)
     sp.add_argument("--modes", nargs="+", default=["local"], choices=["local", "global"])
+    sp.add_argument("--architecture", default="bundled", choices=["bundled", "large"],
+                    help="large: the official large architecture with random weights (timing only)")
     ss = sub.add_parser("scannet-speed")
     ss.add_argument("--modes", nargs="+", default=["local", "global"], choices=["local", "global"])
     child = sub.add_parser("speed-child")
     child.add_argument("path")
     child.add_argument("labels")
     child.add_argument("mode")
+    child.add_argument("architecture", nargs="?", default="bundled")
     fp = sub.add_parser("fidelity")
     fp.add_argument("--scenes", nargs="+", default=["scene0011_00", "scene0025_00", "scene0046_02"])
     fp.add_argument("--clicks", type=int, default=5)
@@ -229,10 +246,10 @@ def main() -> None:
     fp.add_argument("--region-points", type=int, default=16384)
     args = parser.parse_args()
     if args.cmd == "speed-child":
-        print(json.dumps(speed_child(args.path, args.labels, args.mode)))
+        print(json.dumps(speed_child(args.path, args.labels, args.mode, args.architecture)))
     elif args.cmd == "speed":
         print(SPEED_HEADER)
-        run_speed(args.points, args.objects_per_million, args.modes)
+        run_speed(args.points, args.objects_per_million, args.modes, args.architecture)
     elif args.cmd == "scannet-speed":
         print(SPEED_HEADER)
         _print_speed(scannet_speed(args.modes))
