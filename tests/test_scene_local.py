@@ -189,3 +189,16 @@ def test_click_in_an_empty_gap_and_tiny_regions_still_answer(model, scene):
     few.set_point_cloud(xyz, rgb)
     res = few.predict_local([xyz[0]], [1])
     assert res.region.num_points >= 10 and res.masks.shape[1] == res.region.num_points
+
+
+def test_grown_regions_keep_the_models_patch_size(model):
+    # above 100k points the global predictor switches to 256-point patches; regions must not
+    xyz = np.random.default_rng(1).uniform(-10, 10, (110_000, 3)).astype(np.float32)
+    local = LocalPredictor(_HalfSpace(model), region_points=26_000, growth=4.0, max_growth=1,
+                           max_region_points=104_000)
+    local.set_point_cloud(xyz)
+    res = local.predict_local([[0.5, 0.0, 0.0]], [1])
+    assert res.growth_steps == 1 and res.region.num_points == 104_000
+    inner = [c.predictor for c in local._cache.values()]
+    assert [p.patch_size for p in inner] == [16, 16]  # TINY_CONFIG_KW patch_size
+    assert [p.num_patches for p in inner] == [32, 128]  # 32 patches per 26,000 points

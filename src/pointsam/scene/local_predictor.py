@@ -175,11 +175,14 @@ class LocalPredictor:
     # -------------------------------------------------------------------------- the regions
 
     def _grouping(self, n: int, whole: bool) -> tuple[int | None, int | None]:
+        """Patches of a region: the model's own grouping, more patches of the same size when grown
+        (a whole-cloud region keeps the global predictor's automatic choice)."""
         if whole:
             return self.base_patches, self.base_patch_size
         base = self.base_patches or self.model.config.num_patches
+        size = self.base_patch_size or self.model.config.patch_size
         scaled = int(round(base * max(1.0, n / self.region_points)))
-        return min(max(base, scaled), MAX_AUTO_PATCHES, n), self.base_patch_size
+        return min(max(base, scaled), MAX_AUTO_PATCHES, n), min(size, n)
 
     def _encoded(self, region: Region) -> PointCloudPredictor:
         key = (region.whole, tuple(np.round(region.center, 9)), region.num_points)
