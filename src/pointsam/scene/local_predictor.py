@@ -86,8 +86,8 @@ class LocalPredictor:
     """
 
     def __init__(self, model_or_predictor: PointSAM | PointCloudPredictor, region_points: int = 16384,
-                 *, max_region_points: int = 262_144, growth: float = 4.0, max_growth: int = 2,
-                 border_width: float = 0.08, border_fraction: float = 0.02, max_fill: float = 0.9,
+                 *, max_region_points: int = 131_072, growth: float = 4.0, max_growth: int = 2,
+                 border_width: float = 0.08, border_fraction: float = 0.02, max_fill: float = 0.6,
                  cache_size: int = 4,
                  num_patches: int | None = None, patch_size: int | None = None) -> None:
         if isinstance(model_or_predictor, PointSAM):
@@ -210,9 +210,10 @@ class LocalPredictor:
         return inner
 
     def _covering_cached(self, required: np.ndarray) -> Region | None:
-        """The most recently used cached region holding the required points away from its border."""
+        """The most recently used cached region holding the required points (a refinement click near
+        the border stays there; growth extends the region if the mask then reaches the border)."""
         for cached in reversed(self._cache.values()):
-            if cached.region.covers(required, self.border_width):
+            if cached.region.covers(required):
                 return cached.region
         return None
 
