@@ -154,3 +154,14 @@ def test_segment_keeps_every_input_field(ckpt, tmp_path):
     c = laspy.read(out2)
     np.testing.assert_array_equal(np.asarray(c.classification)[mask], 6)
     np.testing.assert_array_equal(np.asarray(c.classification)[~mask], np.asarray(a.classification)[~mask])
+
+
+def test_segment_local_mode_equals_global_on_a_small_cloud(ckpt, tmp_path):
+    outs = {}
+    for mode in ("global", "local"):
+        outs[mode] = tmp_path / f"{mode}.npy"
+        assert main(["segment", str(EXAMPLE), "--point-index", "10", "--checkpoint", str(ckpt),
+                     "--mode", mode, "--region-points", "20000", "--out", str(outs[mode])]) == 0
+    np.testing.assert_array_equal(np.load(outs["global"]), np.load(outs["local"]))
+    assert main(["segment", str(EXAMPLE), "--point-index", "10", "--region-points", "3",
+                 "--out", str(tmp_path / "x.npy")]) == 2

@@ -46,6 +46,12 @@ def add_segment_parser(sub: argparse._SubParsersAction) -> None:
     seg.add_argument("--patch-size", type=int, help="override the patch size K")
     seg.add_argument("--mesh-samples", type=int, default=100_000,
                      help="points sampled from a mesh input (default 100000)")
+    seg.add_argument("--mode", choices=("auto", "global", "local"), default="auto",
+                     help="global: encode the whole cloud (the paper's protocol); local: answer the clicks "
+                     "on a cached region around them (big scans); auto (default): local above "
+                     "500,000 points")
+    seg.add_argument("--region-points", type=int, default=16384, metavar="N",
+                     help="local mode: points in the first region around the clicks (default 16384)")
     seg.add_argument("--classification-value", type=int, metavar="K",
                      help="LAS/LAZ output: also set the classification of the masked points to K "
                      "(0..255; by default the classification is left as it was)")
@@ -158,6 +164,8 @@ def run_segment(args: argparse.Namespace) -> None:
     from pointsam.predictor import PointCloudPredictor
 
     coords, indices, labels = _prompts(args)
+    if args.region_points < 64:
+        raise PointSAMError(f"--region-points must be at least 64, got {args.region_points}")
     _check_output(args)
     t0 = time.perf_counter()
     cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
@@ -169,7 +177,8 @@ def run_segment(args: argparse.Namespace) -> None:
     name = args.checkpoint.name if args.checkpoint else "bundled default model"
     params = sum(p.numel() for p in model.parameters()) / 1e6
     _say(f"loaded {name} ({params:.1f}M parameters) in {t2 - t1:.1f} s on {next(model.parameters()).device}")
-    predictor = PointCloudPredictor(model)
+    predictor = PointCloudPredictor(model, mode=args.mode,
+                                    local_options={"region_points": args.region_points})
     predictor.set_point_cloud(cloud.xyz, cloud.rgb, num_patches=args.num_patches,
                               patch_size=args.patch_size, progress=lambda m: _say(m + " ..."))
     t3 = time.perf_counter()

@@ -33,6 +33,10 @@ MASK_LOGIT_LIMIT = 1e6  # |mask_input| above this overflows the mask encoder in 
 NEGATIVE_ONLY_LOGIT = -1.0  # logits of a prompt with no positive click are capped here
 
 
+PREDICTOR_MODES = ("global", "local", "auto")
+LOCAL_THRESHOLD = 500_000  # "auto" answers clicks locally above this many points (rooms stay global)
+
+
 class PointCloudNotSetError(PointSAMError, RuntimeError):
     """`predict` (or a query of the cloud) before `set_point_cloud`."""
 
@@ -62,7 +66,16 @@ class PointCloudPredictor:
     """
 
     def __init__(self, model: PointSAM, fps_method: str | None = None, knn_method: str | None = None,
-                 chunk_size: int = DEFAULT_CHUNK) -> None:
+                 chunk_size: int = DEFAULT_CHUNK, *, mode: str = "global",
+                 local_threshold: int = LOCAL_THRESHOLD, local_options: dict | None = None) -> None:
+        """`mode`: "global" encodes the whole cloud (the paper's protocol); "local" answers each click
+        on a cached region around it (`pointsam.scene.LocalPredictor`, for big scans); "auto" is
+        local above `local_threshold` points. `local_options` go to `LocalPredictor`."""
+        if mode not in PREDICTOR_MODES:
+            raise InputError(f"mode must be one of {', '.join(PREDICTOR_MODES)}, got {mode!r}")
+        if isinstance(local_threshold, bool) or not isinstance(local_threshold, int) or local_threshold < 1:
+            raise InputError(f"local_threshold must be a positive integer, got {local_threshold!r}")
+        self.mode, self.local_threshold, self.local_options = mode, local_threshold, dict(local_options or {})
         if fps_method is not None or knn_method is not None:
             warnings.warn("PointCloudPredictor: fps_method / knn_method are deprecated and ignored "
                           "(the ops pick exact fast kernels themselves)", DeprecationWarning, stacklevel=2)
@@ -78,14 +91,22 @@ class PointCloudPredictor:
         """Forget the current cloud."""
         self._cloud: CloudEmbedding | None = None
         self._xyz: np.ndarray | None = None
+        self._local = None  # a pointsam.scene.LocalPredictor while a cloud is answered locally
         self.normalization: Normalization | None = None
 
     @property
     def is_set(self) -> bool:
-        return self._cloud is not None
+        return self._local.is_set if self._local is not None else self._cloud is not None
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the current cloud is answered in local mode (regions around the clicks)."""
+        return self._local is not None
 
     @property
     def num_points(self) -> int:
+        if self._local is not None:
+            return self._local.num_points
         return 0 if self._xyz is None else self._xyz.shape[0]
 
     @property
@@ -102,6 +123,9 @@ class PointCloudPredictor:
         return self._require()
 
     def _require(self) -> CloudEmbedding:
+        if self._local is not None:
+            raise InputError("the cloud is answered in local mode (regions around each click): the whole-"
+                             "cloud encoding, predict_torch and get_point_features need mode='global'")
         if self._cloud is None:
             raise PointCloudNotSetError("no point cloud is set: call set_point_cloud(xyz, rgb) first")
         return self._cloud
@@ -124,6 +148,16 @@ class PointCloudPredictor:
         `num_patches` / `patch_size` override the automatic grouping (see `choose_grouping`).
         `progress`, if given, receives one short message per encode stage (big clouds take a while).
         """
+        self.reset()
+        n_points = int(np.shape(xyz)[0]) if np.ndim(xyz) == 2 else 0
+        if self.mode == "local" or (self.mode == "auto" and n_points > self.local_threshold):
+            from pointsam.scene.local_predictor import LocalPredictor  # scene builds on this module
+
+            local = LocalPredictor(PointCloudPredictor(self.model, chunk_size=self.chunk_size),
+                                   num_patches=num_patches, patch_size=patch_size, **self.local_options)
+            local.set_point_cloud(xyz, rgb, progress=progress)
+            self._local = local
+            return
         say = progress or (lambda _msg: None)
         xyz = check_xyz(xyz)
         n = xyz.shape[0]
@@ -250,6 +284,9 @@ class PointCloudPredictor:
         A prompt with negative clicks only selects nothing: empty masks, scores 0, logits capped
         at -1 (negative clicks only remove points from an object).
         """
+        if self._local is not None:
+            return self._local.predict(point_coords, point_labels, mask_input, multimask_output,
+                                       return_logits, point_indices=point_indices)
         coords, labels = self._prompts(point_coords, point_labels, point_indices)
         mask = None
         if mask_input is not None:
@@ -280,6 +317,8 @@ class PointCloudPredictor:
         is added to the prompts with the previous logits as the mask prompt. Returns the final
         (masks (C, N), scores (C,), logits (C, N)); C = 3 for a single click, else 1.
         """
+        if self._local is not None:
+            return self._local.predict_clicks(point_coords, point_labels, point_indices=point_indices)
         coords, labels = self._prompts(point_coords, point_labels, point_indices)
         masks, scores, logits = self._predict_normalized(coords[:1], labels[:1], None, True)
         for k in range(2, coords.shape[0] + 1):

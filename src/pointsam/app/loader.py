@@ -23,7 +23,7 @@ def read_and_encode(model, path: Path, *, mesh_samples: int = 100_000,
     t0 = time.perf_counter()
     cloud = read_point_cloud(path, mesh_samples=mesh_samples)
     say(f"read {cloud.num_points:,} points from {path} in {time.perf_counter() - t0:.1f} s")
-    predictor = PointCloudPredictor(model)
+    predictor = PointCloudPredictor(model, mode="auto")  # big scans: clicks answered on local regions
     t1 = time.perf_counter()
     predictor.set_point_cloud(cloud.xyz, cloud.rgb, progress=lambda m: say(m + " ..."))
     say(f"encoded {path.name} once in {time.perf_counter() - t1:.1f} s; each click only decodes")

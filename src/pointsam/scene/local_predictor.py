@@ -193,8 +193,7 @@ class LocalPredictor:
         if region.num_points < 3:
             raise InputError(f"the region around the prompts holds only {region.num_points} point(s)")
         xyz = self._require()
-        inner = type(self._template)(self.model, self._template.fps_method, self._template.knn_method,
-                                    self._template.chunk_size)
+        inner = type(self._template)(self.model, chunk_size=self._template.chunk_size)
         num_patches, patch_size = self._grouping(region.num_points, region.whole)
         if region.whole:
             inner.set_point_cloud(xyz, self._rgb, num_patches=num_patches, patch_size=patch_size)
