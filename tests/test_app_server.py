@@ -21,7 +21,7 @@ from pointsam.predictor import PointCloudPredictor
 from conftest import DATA, require, tiny_model
 
 SAMPLE = DATA / "samples" / "tiko_10000_points.ply"
-A, B = 9999, 2500  # see test_app_session: A's best mask (500 points) lies partly inside B's 2nd candidate
+A, B = 9999, 2500  # see test_app_session: A's best mask (1003 points) lies partly inside B's 3rd candidate
 
 
 
@@ -110,7 +110,7 @@ def test_click_accept_export_over_the_api(served, cloud):
     assert np.array_equal(view == 1, mask[indices])
 
     call(srv, "POST", "/api/click", {"index": B})
-    status, state, _ = call(srv, "POST", "/api/candidate", {"index": 1})
+    status, state, _ = call(srv, "POST", "/api/candidate", {"index": 2})
     status, err, _ = call(srv, "POST", "/api/accept", {"name": "body"})
     assert status == 409 and err["overlap"] == {"1": int((mask & app.session.current_mask()).sum())}
     status, state, _ = call(srv, "POST", "/api/accept", {"name": "body", "overlap": "keep"})
