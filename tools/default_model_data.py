@@ -89,8 +89,9 @@ def prepare(work: Path, smoke: bool = False) -> dict[str, Path]:
         train = [pointcept_scene(s) for s in scenes]
         blocks = [b for s in train for b in scene_blocks(s)]
         crops = [c for s in train for c in instance_crops(s, margins=CROP_MARGINS)]
-        if smoke:
-            blocks, crops = blocks[:SMOKE_MAX_BLOCKS], crops[:SMOKE_MAX_CROPS]
+        if smoke:  # the smallest ones, so that the smoke run stays quick
+            blocks = sorted(blocks, key=lambda c: c.num_points)[:SMOKE_MAX_BLOCKS]
+            crops = sorted(crops, key=lambda c: c.num_points)[:SMOKE_MAX_CROPS]
         _write(out["scannet_scenes"], "scannet-scenes", [] if smoke else train)
         _write(out["scannet_blocks"], "scannet-blocks", blocks)
         _write(out["scannet_crops"], "scannet-crops", crops)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,7 @@ def collect(model, clouds, clicks: int, limit: int = 0, variants: bool = True,
     for i, cloud in enumerate(clouds):
         if limit and i >= limit:
             break
+        print(f"  {cloud.category} {cloud.name}: {cloud.num_masks} masks", file=sys.stderr, flush=True)
         predictor.set_point_cloud(cloud.xyz, cloud.rgb, **grouping)
         dense = torch.from_numpy(cloud.dense_masks())
         keep = dense.any(dim=1)
