@@ -48,6 +48,17 @@ def object_source(work: Path, smoke: bool) -> Path:
     return tiny
 
 
+def val_source(work: Path, objects: Path) -> Path:
+    """Links to the held-out category folders of `objects` (for evaluation-only conversions)."""
+    val = work / "val_source"
+    for cat in VAL_CATEGORIES:
+        link = val / cat
+        if (objects / cat).is_dir() and not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to((objects / cat).resolve(), target_is_directory=True)
+    return val
+
+
 def _convert(fmt: str, source: Path, out: Path, *extra: str) -> None:
     if is_dataset(out):
         return
@@ -76,8 +87,10 @@ def prepare(work: Path, smoke: bool = False) -> dict[str, Path]:
     densities = SMOKE_MESH_DENSITIES if smoke else MESH_DENSITIES
     eval_densities = SMOKE_EVAL_DENSITIES if smoke else EVAL_DENSITIES
     for n in sorted(set(densities) | set(eval_densities)):
+        # evaluation-only sizes: the held-out objects only (all in the val split)
+        source = objects if n in densities else val_source(work, objects)
         out[f"mobility_{n}"] = data / f"mobility_{n}"
-        _convert("partnet-mobility", objects, out[f"mobility_{n}"], "--points", str(n), *val)
+        _convert("partnet-mobility", source, out[f"mobility_{n}"], "--points", str(n), *val)
     out["synthetic"] = data / "synthetic"
     if not is_dataset(out["synthetic"]):
         write_synthetic_dataset(out["synthetic"], 8 if smoke else NUM_SYNTHETIC,

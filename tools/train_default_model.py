@@ -17,6 +17,7 @@ with the thresholds in their metadata) and MODEL_CARD.md into src/pointsam/asset
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -29,6 +30,7 @@ from default_model_data import prepare, sizes, sizes_table
 from default_model_recipe import (
     MIXTURE,
     NUM_POINTS,
+    PROPOSED_TRAIN,
     REPO,
     SMOKE_MESH_DENSITIES,
     SMOKE_NUM_POINTS,
@@ -113,7 +115,14 @@ def mixture_entries(folders: dict[str, Path], smoke: bool = False) -> list[dict]
 def train(work: Path, folders: dict[str, Path], smoke: bool, resume: bool, max_steps: int | None,
           init: Path | None) -> Path:
     """Train (or resume) into WORK/run; returns WORK/model.safetensors."""
-    recipe = SMOKE_TRAIN if smoke else TRAIN
+    recipe = dict(SMOKE_TRAIN if smoke else TRAIN)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, value in PROPOSED_TRAIN.items():
+        if name in known:
+            recipe[name] = value
+        else:
+            print(f"note: TrainConfig has no {name!r} yet (tools/ISSUE10_ANALYSIS.md); trained without it",
+                  flush=True)
     run = work / "run"
     cfg = TrainConfig(**{**recipe, "out_dir": str(run), "datasets": mixture_entries(folders, smoke)})
     model = None
