@@ -94,7 +94,7 @@ def prepare(work: Path, smoke: bool = False) -> dict[str, Path]:
     out["synthetic"] = data / "synthetic"
     if not is_dataset(out["synthetic"]):
         write_synthetic_dataset(out["synthetic"], 8 if smoke else NUM_SYNTHETIC,
-                                num_points=2048 if smoke else 32768, seed=0)
+                                num_points=2048 if smoke else 8192, seed=0)
     scenes = [SHARED / "scannet" / s for s in TRAIN_SCENES[: 1 if smoke else None]]
     names = ("scannet_scenes", "scannet_blocks", "scannet_crops", "scannet_eval")
     out.update({name: data / name for name in names})

@@ -57,7 +57,7 @@ MODEL_OVERRIDES = dict(
 TRAIN = dict(
     model="base", model_overrides=MODEL_OVERRIDES, num_points=max(NUM_POINTS), masks_per_cloud=4,
     prompt_iters=10, batch_size=1, grad_accum=4, lr=2e-4, weight_decay=0.05, warmup_steps=300,
-    milestones=[9000], gamma=0.2, max_steps=12000, log_every=10, ckpt_every=200, seed=0,
+    milestones=[6500], gamma=0.2, max_steps=8000, log_every=10, ckpt_every=200, seed=0,
     tensorboard=False,
 )
 # The click-2 fix proposed in tools/ISSUE10_ANALYSIS.md: TrainConfig fields used once pointsam.train has them.
