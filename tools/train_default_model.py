@@ -1,246 +1,220 @@
-"""Reproduce pointsam's bundled default model: data preparation, training, held-out evaluation.
+"""Reproduce pointsam's bundled default model: data, training, calibration, held-out evaluation, shipping.
 
-    python tools/train_default_model.py --work runs/default            # everything (hours on 2 CPU cores)
-    python tools/train_default_model.py --work runs/default --resume   # continue an interrupted run
-    python tools/train_default_model.py --work runs/default --evaluate --ship   # held-out eval, card, ship
+    python tools/train_default_model.py --work runs/default --prepare-only  # build the data, print sizes
+    python tools/train_default_model.py --work runs/default                 # data + training (hours)
+    python tools/train_default_model.py --work runs/default --resume        # continue a stopped run exactly
+    python tools/train_default_model.py --work runs/default --calibrate --evaluate --ship
+    python tools/train_default_model.py --work /tmp/smoke --smoke           # the whole pipeline, tiny
 
-Data: the PartNet point samples in ../shared/data (Faucet and KitchenPot held out for validation), procedural
-part-labelled shapes (pointsam.data.synthetic) and ScanNet 3 m blocks, mixed by the weights below. The
-trained weights land in WORK/run/model.safetensors; `--evaluate` runs `pointsam eval` on the held-out
-categories and `--ship` writes the weights (fp16) and the model card into src/pointsam/assets/.
+The recipe (held-out categories and scene, data mixture, point counts, model size, schedule) is in
+tools/default_model_recipe.py; the data is built by tools/default_model_data.py, the held-out report by
+tools/default_model_eval.py. The trained weights land in WORK/run/model.safetensors (copied to
+WORK/model.safetensors at the end); `--calibrate` picks the `pointsam everything` thresholds on the
+training scenes, `--evaluate` writes WORK/eval/report.{json,md}, and `--ship` writes the weights (fp16,
+with the thresholds in their metadata) and MODEL_CARD.md into src/pointsam/assets/.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from default_model_data import prepare, sizes, sizes_table
+from default_model_recipe import (
+    MIXTURE,
+    NUM_POINTS,
+    PROPOSED_TRAIN,
+    REPO,
+    SMOKE_MESH_DENSITIES,
+    SMOKE_NUM_POINTS,
+    SMOKE_TRAIN,
+    TRAIN,
+    mixture,
+)
+from torch import nn
 
-from pointsam.data.dataset import LabelledCloud, PointCloudDataset
-from pointsam.data.synthetic import write_synthetic_dataset
+from pointsam.data.dataset import read_index
+from pointsam.errors import InputError
+from pointsam.predictor import choose_grouping
 from pointsam.train.config import TrainConfig
-from pointsam.train.loop import CHECKPOINT_FILE, Trainer
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-VAL_CATEGORIES = ["Faucet", "KitchenPot"]
-
-# The default model: a 6-block, 256-wide EVA-02 encoder over 128 patches of 32 points (about 6M parameters).
-MODEL_OVERRIDES = dict(
-    vit_width=256, vit_depth=6, vit_heads=4, embed_dim=128, decoder_heads=4, decoder_mlp_dim=512,
-    vit_img_size=1, vit_patch_size=1, vit_num_classes=1, patch_embed_dim=256, pointnet_hidden=[64, 256],
-    num_patches=128, patch_size=32,
-)
-TRAIN = dict(
-    model="base", model_overrides=MODEL_OVERRIDES, num_points=4096, masks_per_cloud=4, prompt_iters=5,
-    batch_size=4, lr=2e-4, weight_decay=0.05, warmup_steps=200, milestones=[2500], gamma=0.2,
-    max_steps=4000, log_every=10, ckpt_every=200, seed=0,
-)
-# mixture: (dataset folder name, split, share of the clouds drawn)
-MIXTURE = [("pm", "train", 0.5), ("synthetic", "train", 0.35), ("scannet", None, 0.15)]
-NUM_SYNTHETIC = 3000
+from pointsam.train.loop import CHECKPOINT_FILE, MODEL_FILE, Trainer
+from pointsam.train.sampling import TrainSample, collate, make_sample
 
 
-class Mixture(Sequence):
-    """Several datasets seen as one list, each repeated so that it is drawn with its given share."""
+class GroupedModel(nn.Module):
+    """The model seen by the click rollout: `encode` uses the grouping set for the current batch."""
 
-    def __init__(self, parts: list[tuple[Sequence[LabelledCloud], float]], size: int) -> None:
-        self.index: list[tuple[int, int]] = []
-        self.parts = [p for p, _ in parts]
-        total = sum(w for _, w in parts)
-        for k, (ds, w) in enumerate(parts):
-            count = max(1, round(size * w / total))
-            self.index += [(k, i % len(ds)) for i in range(count)]
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+        self.grouping: tuple[int | None, int | None] = (None, None)
 
-    def __len__(self) -> int:
-        return len(self.index)
+    def encode(self, coords, features):
+        return self.inner.encode(coords, features, *self.grouping)
 
-    def __getitem__(self, i: int) -> LabelledCloud:  # type: ignore[override]
-        k, j = self.index[i]
-        return self.parts[k][j]
+    def decode(self, *args, **kwargs):
+        return self.inner.decode(*args, **kwargs)
 
 
-def prepare(work: Path) -> None:
-    """Convert the shared data and generate the synthetic shapes (skipped when already there)."""
-    data = work / "data"
-    if not (data / "pm" / "dataset.json").exists():
-        subprocess.run([sys.executable, "-m", "pointsam", "convert", "partnet",
-                        str(SHARED / "partnet_mobility"), "--out", str(data / "pm"),
-                        "--val-categories", *VAL_CATEGORIES], check=True)
-    if not (data / "scannet" / "dataset.json").exists():
-        subprocess.run([sys.executable, "-m", "pointsam", "convert", "scannet-pointcept",
-                        str(SHARED / "scannet"), "--out", str(data / "scannet"), "--blocks"], check=True)
-    if not (data / "synthetic" / "dataset.json").exists():
-        write_synthetic_dataset(data / "synthetic", NUM_SYNTHETIC, num_points=8192, seed=0)
+class VariedTrainer(Trainer):
+    """`Trainer` whose batches have a point count drawn from `point_counts` (probabilities as values).
+
+    The count is capped at the smallest cloud of the batch (no point is drawn twice), and the cloud is
+    grouped as `PointCloudPredictor` groups a cloud of that size, so training sees what users give.
+    The draws use the trainer's RNG, so a resumed run continues exactly.
+    """
+
+    def __init__(self, model, dataset, cfg: TrainConfig, point_counts: dict[int, float],
+                 device: str = "cpu") -> None:
+        super().__init__(model, dataset, cfg, device)
+        if self.dist.distributed:
+            raise InputError("varied point counts are implemented for one process only")
+        self.point_counts = np.array(sorted(point_counts))
+        weights = np.array([point_counts[n] for n in self.point_counts], dtype=float)
+        self.point_probs = weights / weights.sum()
+        self.grouped = GroupedModel(self.model)
+        self._rollout.model = self.grouped
+
+    def next_batch(self) -> TrainSample:
+        cfg = self.cfg
+        clouds = [self._next_cloud() for _ in range(cfg.batch_size)]
+        n = int(self.rng.choice(self.point_counts, p=self.point_probs))
+        n = min([n] + [c.num_points for c, _ in clouds])
+        mc = self.model.config
+        self.grouped.grouping = choose_grouping(n, n, mc.num_patches, mc.patch_size)
+        samples = [make_sample(c, n, cfg.masks_per_cloud, self.rng, augment=cfg.augment, perturb=p)
+                   for c, p in clouds]
+        batch = collate(samples)
+        dev = self.device
+        return TrainSample(batch.coords.to(dev), batch.features.to(dev), batch.gt.to(dev))
 
 
-def build_mixture(work: Path) -> Mixture:
-    parts = [(PointCloudDataset(work / "data" / name, split=split), w) for name, split, w in MIXTURE]
-    return Mixture(parts, size=4000)
+def mixture_entries(folders: dict[str, Path], smoke: bool = False) -> list[dict]:
+    """The config's `datasets` list: every mixture dataset that has clouds in its split."""
+    entries = []
+    for name, split, weight, perturb in mixture(SMOKE_MESH_DENSITIES) if smoke else MIXTURE:
+        meta = read_index(folders[name])
+        files = meta["clouds"] if split is None else (meta.get("splits") or {}).get(split, [])
+        if not files:
+            print(f"note: {name} has no {split or ''} clouds; left out of the mixture", flush=True)
+            continue
+        entry = {"path": str(folders[name]), "weight": weight, "perturb": perturb}
+        if split is not None:
+            entry["split"] = split
+        entries.append(entry)
+    return entries
 
 
-EVALS = {  # held-out evaluation sets: name -> (dataset folder, description)
-    "eval_val": ("pm", "PartNet 10k-point samples, every level of the part hierarchy"),
-    "eval_val_mesh": ("pm_mesh", "10k points sampled on the URDF link meshes (`pointsam convert "
-                      "partnet-mobility`): object, semantic-group, link and link-part masks"),
-}
+def train(work: Path, folders: dict[str, Path], smoke: bool, resume: bool, max_steps: int | None,
+          init: Path | None) -> Path:
+    """Train (or resume) into WORK/run; returns WORK/model.safetensors."""
+    recipe = dict(SMOKE_TRAIN if smoke else TRAIN)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, value in PROPOSED_TRAIN.items():
+        if name in known:
+            recipe[name] = value
+        else:
+            print(f"note: TrainConfig has no {name!r} yet (tools/ISSUE10_ANALYSIS.md); trained without it",
+                  flush=True)
+    run = work / "run"
+    cfg = TrainConfig(**{**recipe, "out_dir": str(run), "datasets": mixture_entries(folders, smoke)})
+    model = None
+    if init is not None:
+        from pointsam.checkpoint import load_model
+
+        model = load_model(init, device="cpu").train()
+    trainer = VariedTrainer(model, None, cfg, SMOKE_NUM_POINTS if smoke else NUM_POINTS)
+    if resume and (run / CHECKPOINT_FILE).exists():
+        print(f"resumed at step {trainer.resume(run / CHECKPOINT_FILE)}", flush=True)
+    elif run.exists() and any(run.iterdir()):
+        sys.exit(f"{run} already holds a run; pass --resume to continue it")
+    (work / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    end = max_steps or cfg.max_steps
+    t0 = time.time()
+    while trainer.step < end:
+        hist = trainer.fit(min(end, trainer.step + cfg.ckpt_every))
+        last = hist[-1]
+        print(f"step {trainer.step} loss {last['loss']:.3f} iou {np.round(last['iou'], 3).tolist()} "
+              f"lr {last['lr']:.2e} elapsed {time.time() - t0:.0f}s", flush=True)
+    shutil.copy(run / MODEL_FILE, work / MODEL_FILE)
+    return work / MODEL_FILE
 
 
-def evaluate(work: Path) -> dict:
-    """Held-out interactive evaluation (IoU@k, NoC) of WORK/model.safetensors; returns the summaries."""
-    data = work / "data"
-    if not (data / "pm_mesh" / "dataset.json").exists():
-        subprocess.run([sys.executable, "-m", "pointsam", "convert", "partnet-mobility",
-                        str(SHARED / "partnet_mobility"), "--out", str(data / "pm_mesh"),
-                        "--val-categories", *VAL_CATEGORIES], check=True)
-    summaries = {}
-    for out_name, (dataset, _) in EVALS.items():
-        out = work / out_name
-        subprocess.run([sys.executable, "-m", "pointsam", "eval", str(data / dataset), "--split", "val",
-                        "--checkpoint", str(work / "model.safetensors"), "--out", str(out),
-                        "--max-clicks", "20", "--overwrite"], check=True)
-        summaries[out_name] = json.loads((out / "results.json").read_text())["summary"]
-    return summaries
+def training_hours(work: Path) -> tuple[list[dict], float]:
+    """The run's metrics and its training time in hours (summed over resumed segments)."""
+    path = work / "run" / "metrics.jsonl"
+    metrics = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    # time_s restarts at 0 in every fit() call: add up the last value of each segment
+    total, prev = 0.0, 0.0
+    for m in metrics:
+        if m["time_s"] < prev:
+            total += prev
+        prev = m["time_s"]
+    return metrics, (total + prev) / 3600
 
 
-def ship(work: Path) -> None:
-    """Write the fp16 weights and MODEL_CARD.md into the package assets."""
+def ship(work: Path, smoke: bool = False) -> None:
+    """Write the fp16 weights (with the calibrated thresholds in their metadata) and MODEL_CARD.md.
+
+    Into the package's assets, or (smoke) into WORK/assets.
+    """
+    from default_model_card import ball_click, model_card
+
+    from pointsam.amg_defaults import write_amg_metadata
     from pointsam.checkpoint import default_model_path, load_model, save_model
 
-    model = load_model(work / "model.safetensors")
-    dest = default_model_path()
+    report = json.loads((work / "eval" / "report.json").read_text())
+    model = load_model(work / MODEL_FILE, device="cpu")
+    dest = work / "assets" / default_model_path().name if smoke else default_model_path()
+    dest.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, dest, overwrite=True, dtype=torch.float16)
-    summaries = {name: json.loads((work / name / "results.json").read_text())["summary"] for name in EVALS}
-    metrics = [json.loads(line) for line in (work / "run" / "metrics.jsonl").read_text().splitlines()]
-    card = model_card(model, summaries, metrics, dest.stat().st_size)
+    write_amg_metadata(dest, report["everything"]["thresholds"])
+    shipped = load_model(dest, device="cpu")
+    metrics, hours = training_hours(work)
+    card = model_card(shipped, report, metrics, dest.stat().st_size, ball_click(shipped), hours)
     (dest.parent / "MODEL_CARD.md").write_text(card)
     print(f"shipped {dest} ({dest.stat().st_size / 1e6:.1f} MB) and {dest.parent / 'MODEL_CARD.md'}")
 
 
-def summary_table(summary: dict) -> str:
-    """Markdown rows of IoU@1/3/5/10 and NoC@80/90, per object, per class and per category."""
-    ks = [1, 3, 5, 10]
-    obj, cls = summary["per_object_mean"], summary["per_class_mean"]
-    rows = [f"| per object ({summary['num_objects']} masks) | "
-            + " | ".join(f"{obj[f'IoU@{k}']:.1f}" for k in ks)
-            + f" | {obj['NoC@80']:.1f} | {obj['NoC@90']:.1f} |",
-            "| per class (mean of classes) | " + " | ".join(f"{cls[f'IoU@{k}']:.1f}" for k in ks)
-            + f" | {cls['NoC@80']:.1f} | {cls['NoC@90']:.1f} |"]
-    for name, c in summary["per_class"].items():
-        rows.append(f"| {name} ({c['num_objects']} masks) | " + " | ".join(f"{c[f'IoU@{k}']:.1f}" for k in ks)
-                    + f" | {c['NoC@80']:.1f} | {c['NoC@90']:.1f} |")
-    head = "| | IoU@1 | IoU@3 | IoU@5 | IoU@10 | NoC@80 | NoC@90 |\n|---|---:|---:|---:|---:|---:|---:|\n"
-    return head + "\n".join(rows)
-
-
-def model_card(model, summaries: dict, metrics: list[dict], size: int) -> str:
-    cfg = model.config
-    params = sum(p.numel() for p in model.parameters())
-    hours = sum(m["time_s"] for m in metrics if m["step"] % TRAIN["ckpt_every"] == 0 or m is metrics[-1])
-    clicks = next(iter(summaries.values()))["max_clicks"]
-    tables = "\n\n".join(f"**{EVALS[name][1]}**\n\n{summary_table(summ)}" for name, summ in summaries.items())
-    mixture = ", ".join(f"{name} {w:.0%}" for name, _, w in MIXTURE)
-    return f"""# pointsam default model
-
-The small model that `pointsam.load_model()` loads when no checkpoint is given, so that the package segments
-something the minute it is installed. It is **much weaker than the official Point-SAM** (a 311M-parameter
-model trained on large datasets for days on many GPUs): use the official `model.safetensors` for real work.
-
-## Architecture
-Point-SAM (paper Fig. 2) at a small size: EVA-02 ViT {cfg.vit_depth} blocks x {cfg.vit_width} wide
-({cfg.vit_heads} heads), {cfg.num_patches} patches x {cfg.patch_size} points, PointNet widths
-{list(cfg.pointnet_hidden)} -> {cfg.patch_embed_dim}, prompt/decoder width {cfg.embed_dim}, two-way
-transformer depth {cfg.decoder_depth}. {params / 1e6:.2f}M parameters, stored in float16
-({size / 1e6:.1f} MB), computed in float32. The config is in the file's metadata.
-
-## Training data
-- PartNet point samples (10k points, every level of the part hierarchy as masks) of the 77 shared
-  PartNet-Mobility objects that have one outside the held-out categories: StorageFurniture 31,
-  Bottle 26, Table 20 (1,760 masks). Faucet and KitchenPot are **held out** for validation; the URDF
-  meshes were not used for training.
-- {NUM_SYNTHETIC} procedural part-labelled shapes (`pointsam.data.synthetic`: assemblies of primitives with
-  part / group / whole masks, half of them with per-part colours).
-- The 3 shared ScanNet scenes, whole and cut into 3 m x 3 m blocks (instance masks).
-- Mixture shares: {mixture}.
-
-## Training
-`pointsam.train.Trainer` with the paper's click simulation ({TRAIN['prompt_iters']} iterations per mask,
-refinement iterations, hindsight loss on the first click): {TRAIN['num_points']} points per cloud,
-{TRAIN['batch_size']} clouds x {TRAIN['masks_per_cloud']} masks per step, {metrics[-1]['step']} steps,
-AdamW lr {TRAIN['lr']} (warm-up {TRAIN['warmup_steps']} steps, x{TRAIN['gamma']} at {TRAIN['milestones']}),
-weight decay {TRAIN['weight_decay']}. About {hours / 3600:.1f} h on 2 CPU cores (AMD EPYC, torch 2.13 CPU),
-shared with other work.
-
-## Held-out evaluation (Faucet, KitchenPot; never seen in training)
-`pointsam eval --split val`, every mask, the paper's click simulation
-(first click farthest from the mask boundary, then the farther of the false-negative/false-positive regions),
-{clicks} clicks; IoU@1 is the candidate with the highest predicted IoU.
-
-{tables}
-
-## Known weaknesses
-- The IoU head ranks the three first-click candidates poorly: it often prefers the largest mask, so
-  IoU@1 is low even when one of the other candidates is good (on the bundled example table one click
-  on the ball gives candidates of IoU 0.20, 0.64 and 0.46 and the first is chosen). Look at all
-  three (`--all-masks`, or the app's "next candidate") or add a click: IoU rises quickly with clicks.
-- 128 patches of 32 points: masks of small parts in big clouds are coarse.
-- Trained on 4,096-point samples of objects and 3 m scene blocks only.
-
-## Reproduce
-```bash
-python tools/train_default_model.py --work runs/default                    # data + training
-python tools/train_default_model.py --work runs/default --evaluate --ship  # evaluation, this card, weights
-```
-
-## Licence of the data it was trained on
-PartNet / PartNet-Mobility (SAPIEN terms) and ScanNet (ScanNet Terms of Use): non-commercial research and
-education. The weights inherit those terms.
-"""
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "default")
+    ap.add_argument("--smoke", action="store_true", help="the whole pipeline on a tiny slice, 5 steps")
+    ap.add_argument("--prepare-only", action="store_true", help="build the data, print its sizes, stop")
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--max-steps", type=int, default=TRAIN["max_steps"])
+    ap.add_argument("--max-steps", type=int, default=None, help="stop at this step (default: the recipe's)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (note: the first default model saw scene0046_02)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--evaluate", action="store_true", help="evaluate WORK/model.safetensors on val")
+    ap.add_argument("--calibrate", action="store_true", help="pick everything thresholds (WORK/amg.json)")
+    ap.add_argument("--evaluate", action="store_true", help="held-out report of WORK/model.safetensors")
     ap.add_argument("--ship", action="store_true", help="copy the weights + model card into the package")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.evaluate or args.ship:
-        if args.evaluate:
-            for name, summary in evaluate(args.work).items():
-                print(name, json.dumps(summary["per_class_mean"], indent=1))
-        if args.ship:
-            ship(args.work)
+    folders = prepare(args.work, args.smoke)
+    if args.prepare_only:
+        print(sizes_table(sizes(folders)))
         return
-    prepare(args.work)
-    cfg = TrainConfig(**{**TRAIN, "out_dir": str(args.work / "run")})
-    trainer = Trainer(None, build_mixture(args.work), cfg)
-    run = args.work / "run"
-    if args.resume and (run / CHECKPOINT_FILE).exists():
-        print(f"resumed at step {trainer.resume(run / CHECKPOINT_FILE)}", flush=True)
-    elif run.exists() and any(run.iterdir()):
-        sys.exit(f"{run} already holds a run; pass --resume to continue it")
-    (args.work / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-    t0 = time.time()
-    while trainer.step < args.max_steps:
-        end = min(args.max_steps, trainer.step + cfg.ckpt_every)
-        hist = trainer.fit(end)
-        last = hist[-1]
-        print(f"step {trainer.step} loss {last['loss']:.3f} iou {np.round(last['iou'], 3).tolist()} "
-              f"lr {last['lr']:.2e} elapsed {time.time() - t0:.0f}s", flush=True)
-    shutil.copy(run / "model.safetensors", args.work / "model.safetensors")
+    if not (args.calibrate or args.evaluate or args.ship):
+        train(args.work, folders, args.smoke, args.resume, args.max_steps, args.init)
+        return
+    from default_model_eval import calibrate, evaluate, report_markdown
+
+    weights = args.work / MODEL_FILE
+    if args.calibrate:
+        print("thresholds", calibrate(args.work, weights, args.smoke)["thresholds"])
+    if args.evaluate:
+        print(report_markdown(evaluate(args.work, weights, args.smoke)))
+    if args.ship:
+        ship(args.work, args.smoke)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+"""Segment-everything thresholds stored in (and read back from) checkpoint metadata."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+from pointsam.amg_defaults import (
+    AMG_METADATA_KEY,
+    PAPER_AMG_DEFAULTS,
+    amg_defaults,
+    amg_metadata,
+    parse_amg_metadata,
+    write_amg_metadata,
+)
+from pointsam.checkpoint import CONFIG_METADATA_KEY, load_model, save_model
+from pointsam.errors import CheckpointError, InputError
+from tests.conftest import tiny_model
+
+
+def test_written_thresholds_are_read_back_and_the_model_still_loads(tmp_path):
+    path = save_model(tiny_model(), tmp_path / "m.safetensors")
+    assert amg_defaults(path) == PAPER_AMG_DEFAULTS  # nothing stored: the paper's defaults
+    write_amg_metadata(path, {"pred_iou_thresh": 0.45, "stability_score_thresh": 0.6})
+    assert amg_defaults(path) == {"pred_iou_thresh": 0.45, "stability_score_thresh": 0.6}
+    assert amg_defaults(str(path))["pred_iou_thresh"] == 0.45
+    with safe_open(str(path), framework="pt") as f:
+        assert CONFIG_METADATA_KEY in f.metadata()  # the config survives the rewrite
+    load_model(path, device="cpu")
+
+
+def test_partial_recommendation_keeps_the_other_paper_default():
+    meta = amg_metadata({"pred_iou_thresh": 0.5})
+    assert json.loads(meta[AMG_METADATA_KEY]) == {"pred_iou_thresh": 0.5}
+    got = amg_defaults(meta)
+    paper_stability = PAPER_AMG_DEFAULTS["stability_score_thresh"]
+    assert got == {"pred_iou_thresh": 0.5, "stability_score_thresh": paper_stability}
+
+
+def test_model_metadata_attribute_and_plain_model():
+    model = tiny_model()
+    assert amg_defaults(model) == PAPER_AMG_DEFAULTS
+    model.metadata = amg_metadata({"stability_score_thresh": 0.7})
+    assert amg_defaults(model)["stability_score_thresh"] == 0.7
+
+
+def test_bundled_model_gives_thresholds_in_range():
+    got = amg_defaults()
+    assert set(PAPER_AMG_DEFAULTS) <= set(got) and all(0 <= v <= 1 for v in got.values())
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not valid JSON"),
+    ('{"pred_iou_thresh": 1.5}', "in \\[0, 1\\]"),
+    ('{"pred_iou": 0.5}', "unknown keys"),
+    ("[0.5]", "JSON object"),
+])
+def test_bad_metadata_is_refused_with_the_reason(text, message):
+    with pytest.raises(CheckpointError, match=message):
+        parse_amg_metadata({AMG_METADATA_KEY: text})
+
+
+def test_bad_thresholds_are_not_written(tmp_path):
+    with pytest.raises(InputError, match="in \\[0, 1\\]"):
+        amg_metadata({"pred_iou_thresh": -0.1})
+    with pytest.raises(InputError, match="safetensors"):
+        write_amg_metadata(tmp_path / "m.pt", {"pred_iou_thresh": 0.5})
+    with pytest.raises(CheckpointError, match="not found"):
+        amg_defaults(tmp_path / "missing.safetensors")

@@ -1,0 +1,173 @@
+"""Held-out evaluation of a default-model candidate, segment-everything calibration and the model card.
+
+`evaluate` measures, on data never trained on (see default_model_recipe.py): the full IoU@1..20 curve,
+NoC@80/90, the IoU head's selection accuracy and the best-of-3 oracle IoU@1 per held-out category,
+separately for PartNet-hierarchy masks and URDF link masks (and the URDF masks at other point counts);
+the held-out ScanNet scene's instances at 5 clicks; `pointsam everything` recall@25/50 on that scene
+at its default settings with the checkpoint's recommended thresholds; and the time of one click.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from default_model_recipe import (
+    EVAL_CLICKS,
+    EVAL_DENSITIES,
+    EVAL_SCENE,
+    SCENE_CLICKS,
+    SMOKE_CLICKS,
+    SMOKE_EVAL_DENSITIES,
+    VAL_CATEGORIES,
+)
+from diagnose_clicks import by_category, collect, summarize
+
+from pointsam.amg_defaults import amg_defaults
+from pointsam.automatic import AutomaticMaskGenerator
+from pointsam.checkpoint import load_model
+from pointsam.data.dataset import PointCloudDataset
+from pointsam.evaluation.proposals import evaluate_proposals
+from pointsam.predictor import PointCloudPredictor
+
+# `pointsam everything` defaults other than the thresholds (see pointsam.command)
+EVERYTHING = dict(num_prompts=256, points_per_batch=64, nms_iou_thresh=0.7, min_mask_points=20,
+                  max_points=100_000)
+SMOKE_EVERYTHING = dict(EVERYTHING, num_prompts=16, max_points=20_000)
+CALIBRATION_GRID = [(p, s) for p in (0.3, 0.45, 0.6, 0.7) for s in (0.6, 0.75, 0.85)]
+SMOKE_GRID = [(0.3, 0.6), (0.7, 0.85)]
+
+
+def _val(folder: Path) -> PointCloudDataset:
+    return PointCloudDataset(folder, split="val")
+
+
+def click_time_ms(model, num_points: int = 10_000, repeats: int = 20) -> dict[str, float]:
+    """Median time (ms) of a first click and of a refining click (2 clicks + the previous mask as prompt),
+    decode only (the cloud encoded once), on a random cloud of `num_points` points."""
+    rng = np.random.default_rng(0)
+    predictor = PointCloudPredictor(model)
+    predictor.set_point_cloud(rng.normal(size=(num_points, 3)).astype(np.float32))
+    first, refine = [], []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        _, scores, logits = predictor.predict(point_indices=[i], point_labels=[1])
+        first.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        predictor.predict(point_indices=[i, i + 1], point_labels=[1, 0], mask_input=logits[scores.argmax()],
+                          multimask_output=False)
+        refine.append(time.perf_counter() - start)
+    return {"first": round(float(np.median(first[2:]) * 1000), 1),
+            "refine": round(float(np.median(refine[2:]) * 1000), 1)}
+
+
+def everything_recall(model, clouds, thresholds: dict, smoke: bool = False) -> dict:
+    """Pooled AR / AR@25 / AR@50 (%) of `pointsam everything`'s defaults with `thresholds`."""
+    generator = AutomaticMaskGenerator(model, **(SMOKE_EVERYTHING if smoke else EVERYTHING), **thresholds)
+    start = time.perf_counter()
+    rows, pooled = evaluate_proposals(generator, clouds)
+    return {**{k: round(v, 1) for k, v in pooled.items()}, "thresholds": thresholds,
+            "num_proposals": sum(r["num_proposals"] for r in rows), "num_gt": sum(r["num_gt"] for r in rows),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def calibrate(work: Path, checkpoint: Path, smoke: bool = False) -> dict:
+    """Pick `pointsam everything` thresholds by AR@50 on the training scenes; write WORK/amg.json."""
+    model = load_model(checkpoint, device="cpu")
+    scenes = list(PointCloudDataset(work / "data" / ("scannet_crops" if smoke else "scannet_scenes")))
+    grid = []
+    for pred, stab in SMOKE_GRID if smoke else CALIBRATION_GRID:
+        thresholds = {"pred_iou_thresh": pred, "stability_score_thresh": stab}
+        grid.append(everything_recall(model, scenes[:1] if smoke else scenes, thresholds, smoke))
+        print(f"calibrate {thresholds}: AR@50 {grid[-1]['AR@50']:.1f} AR@25 {grid[-1]['AR@25']:.1f} "
+              f"({grid[-1]['num_proposals']} proposals)", flush=True)
+    best = max(grid, key=lambda g: (g["AR@50"], g["AR@25"], *g["thresholds"].values()))
+    result = {"thresholds": best["thresholds"], "grid": grid, "calibrated_on": "training scenes"}
+    (work / "amg.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def evaluate(work: Path, checkpoint: Path, smoke: bool = False) -> dict:
+    """The held-out report (see the module docstring); also written to WORK/eval/report.json."""
+    data = work / "data"
+    model = load_model(checkpoint, device="cpu")
+    clicks = SMOKE_CLICKS if smoke else EVAL_CLICKS
+    report: dict = {"checkpoint": str(checkpoint), "held_out_categories": list(VAL_CATEGORIES),
+                    "held_out_scene": EVAL_SCENE, "clicks": clicks}
+    start = time.perf_counter()
+    report["partnet"] = by_category(collect(model, _val(data / "partnet"), clicks))
+    report["mobility"] = {}
+    for n in SMOKE_EVAL_DENSITIES if smoke else EVAL_DENSITIES:
+        # 10k points: the main table (every click); other sizes: the first 10 clicks
+        k = clicks if n == 10_000 or smoke else min(clicks, 10)
+        report["mobility"][str(n)] = by_category(collect(model, _val(data / f"mobility_{n}"), k))
+        print(f"evaluated mobility_{n} ({time.perf_counter() - start:.0f} s)", flush=True)
+    # --smoke: a crop instead of the 200k-point scene, whose large-cloud grouping takes minutes
+    scene = list(PointCloudDataset(data / ("scannet_crops" if smoke else "scannet_eval")))[:1]
+    predictor = PointCloudPredictor(model)
+    predictor.set_point_cloud(scene[0].xyz, scene[0].rgb)
+    report["scene_grouping"] = [predictor.num_patches, predictor.patch_size]
+    limit = 4 if smoke else 0
+    scene_arrays = collect(model, scene, SCENE_CLICKS, max_masks=limit)
+    report["scene"] = summarize(scene_arrays)
+    print(f"evaluated {EVAL_SCENE} ({time.perf_counter() - start:.0f} s)", flush=True)
+    amg_file = work / "amg.json"
+    thresholds = (json.loads(amg_file.read_text())["thresholds"] if amg_file.is_file()
+                  else {k: v for k, v in amg_defaults(checkpoint).items() if k != "nms_iou_thresh"})
+    report["everything"] = everything_recall(model, scene, thresholds, smoke)
+    report["click_ms_10k"] = click_time_ms(model, repeats=3 if smoke else 20)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    out = work / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(report_markdown(report))
+    return report
+
+
+def _row(name: str, s: dict, ks: list[int]) -> str:
+    curve = s["curve"]
+    cells = " | ".join(f"{curve[k - 1]:.1f}" if k <= len(curve) else "" for k in ks)
+    return (f"| {name} | {s['masks']} | {cells} | {s['NoC@80']:.1f} | {s['NoC@90']:.1f} | "
+            f"{s['selection_accuracy']:.0f}% | {s['iou1_oracle']:.1f} | "
+            f"{s.get('share_drop_gt5_any_click', 0):.0f}% |")
+
+
+def category_table(block: dict, ks: list[int]) -> str:
+    """Markdown: one row per held-out category, then all masks and the mean curve over categories."""
+    head = ("| | masks | " + " | ".join(f"IoU@{k}" for k in ks)
+            + " | NoC@80 | NoC@90 | IoU head picks best | oracle IoU@1 | masks dropping >5 at a click |\n"
+            + "|---|---:|" + "---:|" * (len(ks) + 5))
+    if not block["per_category"]:
+        return head + "\n| (no held-out masks) | 0 |" + " |" * (len(ks) + 5)
+    rows = [_row(c, s, ks) for c, s in block["per_category"].items()]
+    rows.append(_row("**all masks**", block["all"], ks))
+    mean = block["class_mean_curve"]
+    rows.append("| mean of categories | | " + " | ".join(f"{mean[k - 1]:.1f}" if k <= len(mean) else ""
+                                                       for k in ks) + " | | | | | |")
+    return head + "\n" + "\n".join(rows)
+
+
+def report_markdown(report: dict) -> str:
+    """The report as Markdown tables (also the evaluation section of the model card)."""
+    ks = [k for k in range(1, 11)] + ([20] if report["clicks"] >= 20 else [])
+    parts = [f"**PartNet 10k-point samples, every level of the part hierarchy** (held out: "
+             f"{', '.join(report['held_out_categories'])})", "", category_table(report["partnet"], ks), ""]
+    for n, block in report["mobility"].items():
+        parts += [f"**URDF link meshes sampled at {int(n):,} points: object, semantic-group, link and "
+                  "link-part masks**", "", category_table(block, ks), ""]
+    s, e = report["scene"], report["everything"]
+    parts += [f"**ScanNet {report['held_out_scene']} (held out), every instance, {len(s['curve'])} clicks** "
+              f"(grouping {report['scene_grouping'][0]} x {report['scene_grouping'][1]}): "
+              + ", ".join(f"IoU@{k + 1} {v:.1f}" for k, v in enumerate(s["curve"]))
+              + f"; IoU head picks best {s['selection_accuracy']:.0f}%, oracle IoU@1 {s['iou1_oracle']:.1f}.",
+              "",
+              f"**`pointsam everything` on {report['held_out_scene']}** (default settings, thresholds "
+              f"{e['thresholds']}): recall@25 {e['AR@25']:.1f}%, recall@50 {e['AR@50']:.1f}%, "
+              f"AR {e['AR']:.1f}% "
+              f"({e['num_proposals']} segments for {e['num_gt']} instances, floor left out).",
+              "", "One click at 10k points (decode only, the cloud encoded once, this machine's CPU): "
+              f"first click {report['click_ms_10k']['first']} ms, "
+              f"refining click {report['click_ms_10k']['refine']} ms."]
+    return "\n".join(parts) + "\n"
