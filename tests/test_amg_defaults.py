@@ -69,3 +69,20 @@ def test_bad_thresholds_are_not_written(tmp_path):
         write_amg_metadata(tmp_path / "m.pt", {"pred_iou_thresh": 0.5})
     with pytest.raises(CheckpointError, match="not found"):
         amg_defaults(tmp_path / "missing.safetensors")
+
+
+def test_generator_reads_the_thresholds_stored_in_the_checkpoint(tmp_path):
+    """`AutomaticMaskGenerator` with no thresholds takes the checkpoint's recommendation; explicit wins."""
+    from pointsam.amg_defaults import write_amg_metadata
+    from pointsam.automatic import AutomaticMaskGenerator
+    from pointsam.checkpoint import load_model, save_model
+
+    from conftest import tiny_model
+
+    path = save_model(tiny_model(), tmp_path / "m.safetensors")
+    generator = AutomaticMaskGenerator(load_model(path))
+    assert (generator.pred_iou_thresh, generator.stability_score_thresh) == (0.7, 0.85)  # the paper's
+    write_amg_metadata(path, {"pred_iou_thresh": 0.35, "stability_score_thresh": 0.55})
+    generator = AutomaticMaskGenerator(load_model(path))
+    assert (generator.pred_iou_thresh, generator.stability_score_thresh) == (0.35, 0.55)
+    assert AutomaticMaskGenerator(load_model(path), pred_iou_thresh=0.9).pred_iou_thresh == 0.9

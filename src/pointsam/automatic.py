@@ -91,8 +91,8 @@ class AutomaticMaskGenerator:
         predictor_or_model: PointCloudPredictor | PointSAM,
         num_prompts: int = 256,
         points_per_batch: int = 64,
-        pred_iou_thresh: float = 0.7,
-        stability_score_thresh: float = 0.85,
+        pred_iou_thresh: float | None = None,
+        stability_score_thresh: float | None = None,
         stability_score_offset: float = 1.0,
         nms_iou_thresh: float = 0.7,
         min_mask_points: int = 20,
@@ -113,6 +113,14 @@ class AutomaticMaskGenerator:
             )
         self.num_prompts = _check_int("num_prompts", num_prompts, 1)
         self.points_per_batch = _check_int("points_per_batch", points_per_batch, 1)
+        if pred_iou_thresh is None or stability_score_thresh is None:
+            from pointsam.amg_defaults import amg_defaults  # the checkpoint's, else the paper's
+
+            model = getattr(predictor_or_model, "model", predictor_or_model)
+            recommended = amg_defaults(model if hasattr(model, "metadata") else {})
+            pred_iou_thresh = recommended["pred_iou_thresh"] if pred_iou_thresh is None else pred_iou_thresh
+            if stability_score_thresh is None:
+                stability_score_thresh = recommended["stability_score_thresh"]
         self.pred_iou_thresh = _check_unit("pred_iou_thresh", pred_iou_thresh)
         self.stability_score_thresh = _check_unit("stability_score_thresh", stability_score_thresh)
         if isinstance(stability_score_offset, bool) or not isinstance(

@@ -329,6 +329,7 @@ def load_model(
             if buf.is_meta:
                 module.register_buffer(name, torch.zeros(buf.shape, dtype=buf.dtype),
                                        persistent=False)
+    model.metadata = dict(metadata)  # the file's metadata (e.g. recommended segment-everything thresholds)
     return model.to(device or default_device()).eval()
 
 

@@ -211,8 +211,10 @@ def add_everything_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--num-prompts", type=int, default=256,
                     help="FPS prompt points (default 256; the paper uses 1024 for scenes)")
     ev.add_argument("--points-per-batch", type=int, default=64, help="prompts decoded together")
-    ev.add_argument("--pred-iou-thresh", type=float, default=0.7)
-    ev.add_argument("--stability-thresh", type=float, default=0.85)
+    ev.add_argument("--pred-iou-thresh", type=float, help="keep masks whose predicted IoU reaches this "
+                    "(default: the checkpoint's recommendation, else the paper's 0.7)")
+    ev.add_argument("--stability-thresh", type=float, help="keep masks whose stability reaches this "
+                    "(default: the checkpoint's recommendation, else the paper's 0.85)")
     ev.add_argument("--nms-thresh", type=float, default=0.7, help="point-set IoU for duplicates")
     ev.add_argument("--min-mask-points", type=int, default=20)
     ev.add_argument("--max-masks", type=int, help="keep at most this many masks (top score)")
@@ -269,7 +271,6 @@ def run_everything(args: argparse.Namespace) -> None:
           f"({100 * covered / cloud.num_points:.1f}%) in {time.perf_counter() - start:.1f} s "
           f"-> {args.out}")
     if len(records) < 3:
-        print(f"pointsam: note: few candidates reached --pred-iou-thresh {args.pred_iou_thresh} and "
-              f"--stability-thresh {args.stability_thresh}; lower them (e.g. 0.3 and 0.5), and for the "
-              "bundled small model, whose scores run low, prefer the official checkpoint",
-              file=sys.stderr)
+        print(f"pointsam: note: few candidates reached --pred-iou-thresh {generator.pred_iou_thresh} and "
+              f"--stability-thresh {generator.stability_score_thresh}; lower them (e.g. 0.3 and 0.5), or "
+              "use a stronger model (the official checkpoint)", file=sys.stderr)

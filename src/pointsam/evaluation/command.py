@@ -38,10 +38,12 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
                       help="evaluate AR / AR@25 / AR@50 of `pointsam everything` instead of clicks")
     prop.add_argument("--num-prompts", type=int, default=1024, help="FPS prompts (default 1024)")
     prop.add_argument("--points-per-batch", type=int, default=64, help="prompts decoded together (64)")
-    prop.add_argument("--pred-iou-thresh", type=float, default=0.7,
-                      help="keep proposals with at least this predicted IoU (default 0.7)")
-    prop.add_argument("--stability-thresh", type=float, default=0.85,
-                      help="keep proposals with at least this stability score (default 0.85)")
+    prop.add_argument("--pred-iou-thresh", type=float,
+                      help="keep proposals with at least this predicted IoU (default: the checkpoint's "
+                      "recommendation, else the paper's 0.7)")
+    prop.add_argument("--stability-thresh", type=float,
+                      help="keep proposals with at least this stability score (default: the checkpoint's "
+                      "recommendation, else the paper's 0.85)")
     prop.add_argument("--nms-thresh", type=float, default=0.3, help="point-set NMS IoU (default 0.3)")
     prop.add_argument("--min-proposal-points", type=int, default=20,
                       help="drop proposals with fewer points (default 20)")
@@ -142,6 +144,7 @@ def _run_proposals(args: argparse.Namespace, model, subset) -> None:
         kept = sum(r["num_proposals"] for r in rows)
         print(f"pointsam: note: AR is 0: no ground-truth mask was matched at IoU >= 0.5 ({kept} proposals "
               f"kept at "
-              f"--pred-iou-thresh {args.pred_iou_thresh} and --stability-thresh {args.stability_thresh}); "
+              f"--pred-iou-thresh {generator.pred_iou_thresh} and --stability-thresh "
+              f"{generator.stability_score_thresh}); "
               "lower them (e.g. 0.3 and 0.5), and for the bundled small model, whose scores run low, "
               "prefer the official checkpoint", file=sys.stderr)

@@ -38,7 +38,7 @@ def scene_blocks(
             if len(inside) < min_points:
                 report.skip(name, f"{len(inside)} points < min_points={min_points}")
                 continue
-            sub = _restrict(cloud, inside, name, min_mask_points, report)
+            sub = restrict_cloud(cloud, inside, name, min_mask_points, report)
             if sub.num_masks == 0:
                 report.skip(name, "no mask left in the block")
                 continue
@@ -46,7 +46,7 @@ def scene_blocks(
     return out
 
 
-def _restrict(cloud: LabelledCloud, inside: np.ndarray, name: str, min_mask_points: int,
+def restrict_cloud(cloud: LabelledCloud, inside: np.ndarray, name: str, min_mask_points: int,
               report: ConversionReport) -> LabelledCloud:
     """The cloud restricted to the sorted point indices `inside`, masks re-indexed."""
     new_index = np.full(cloud.num_points, -1, dtype=np.int64)

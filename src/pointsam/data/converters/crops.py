@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from pointsam.data.converters.blocks import _restrict
+from pointsam.data.converters.blocks import restrict_cloud
 from pointsam.data.converters.report import ConversionReport
 from pointsam.data.dataset import LabelledCloud
 from pointsam.errors import InputError
@@ -69,7 +69,7 @@ def instance_crops(
             lo, hi = crop_box(pts, margin, relative)
             inside = np.flatnonzero(((cloud.xyz >= lo) & (cloud.xyz <= hi)).all(axis=1))
             name = f"{cloud.name}_crop_{k}_{margin:g}m"
-            sub = _restrict(cloud, inside, name, min_mask_points, report)
+            sub = restrict_cloud(cloud, inside, name, min_mask_points, report)
             order = _centre_first(sub, cloud.masks[k], inside)
             out.append(LabelledCloud(
                 xyz=sub.xyz, masks=[sub.masks[i] for i in order], rgb=sub.rgb,
