@@ -4,7 +4,8 @@ One protocol (official `PointSAM.forward`, paper Sec. 3 and 5.1): iteration 0 cl
 and decodes three masks; the one with the highest predicted IoU is fed forward, its logits becoming
 the next mask prompt. Each later iteration adds a click from the errors of the fed-forward mask
 (appended to the earlier clicks) and decodes a single mask with the previous logits as mask prompt.
-Training also has refinement iterations that add no click and only update the mask prompt.
+Training also has refinement iterations that add no click and only update the mask prompt, and may
+override which first-click candidate is fed forward (`choose`); evaluation never does.
 
 Autograd follows the caller: training calls `click_rollout` as is, evaluation under
 `torch.no_grad()` (see `pointsam.evaluation.simulate_clicks`).
@@ -13,7 +14,7 @@ Autograd follows the caller: training calls `click_rollout` as is, evaluation un
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +37,7 @@ class ClickStep:
     prompt_indices: Tensor  # [P, k] int64 point index of each click
     masks: Tensor  # [P, C, N] decoder logits, float32 (C = 3 at iteration 0, else 1)
     iou_preds: Tensor  # [P, C] float32
-    chosen: Tensor  # [P] int64 index of the mask fed forward (highest predicted IoU)
+    chosen: Tensor  # [P] int64 index of the mask fed forward (highest predicted IoU unless `choose`)
     prompt_masks: Tensor  # [P, N] logits fed forward as the next mask prompt (the model's dtype)
     iou: Tensor  # [P] float32 IoU(prompt_masks > 0, gt), detached, on the CPU
 
@@ -69,12 +70,14 @@ def click_rollout(
     num_iters: int,
     refine: Collection[int] = (),
     autocast: torch.dtype | None = None,
+    choose: Callable[[int, Tensor, Tensor], Tensor] | None = None,
 ) -> list[ClickStep]:
     """Roll out `num_iters` iterations on B encoded clouds for gt [P, N] bool (P = B * M).
 
     Rows b*M .. b*M+M-1 of gt belong to cloud b (as in `PointSAM.decode`). `refine`: iterations
     (>= 1) that add no click. `autocast`: run the decoder under this autocast dtype (e.g. bfloat16).
-    Returns one `ClickStep` per iteration.
+    `choose(i, logits [P, C, N], iou_preds [P, C])`: the index [P] of the mask to feed forward after
+    iteration i (training only; default: the highest predicted IoU). Returns one `ClickStep` per iteration.
     """
     if isinstance(num_iters, bool) or not isinstance(num_iters, int) or num_iters < 1:
         raise InputError(f"the rollout needs at least 1 iteration, got {num_iters!r}")
@@ -110,7 +113,7 @@ def click_rollout(
         with _autocast(device, autocast):
             logits, iou_preds = model.decode(cloud, prompt_coords, labels.to(device), prev,
                                              multimask_output=i == 0)
-        chosen = iou_preds.detach().argmax(dim=1)
+        chosen = iou_preds.detach().argmax(dim=1) if choose is None else choose(i, logits, iou_preds)
         prev = logits[torch.arange(p, device=logits.device), chosen]
         iou = mask_iou(prev.detach().cpu() > 0, gt)
         steps.append(ClickStep(prompt_coords, labels.clone(), indices.clone(), logits.float(),

@@ -47,6 +47,9 @@ class TrainConfig:
     # Mixture of datasets, each {"path", "split" (optional), "weight" (default 1), "perturb" (default
     # `perturb`)}, drawn proportionally to weight; `pointsam train --data DIR` replaces it.
     datasets: list[dict[str, Any]] = field(default_factory=list)
+    # Click-2 fixes (tools/ISSUE10_ANALYSIS.md); the defaults keep the official recipe.
+    iou_loss_all_candidates: bool = False  # regress all 3 first-click IoU predictions, not only the best's
+    oracle_prompt_prob: float = 0.0  # per sample, feed the hindsight-best first-click mask forward instead
 
     def model_config(self) -> PointSAMConfig:
         """The `PointSAMConfig` of the model to train."""
@@ -94,7 +97,10 @@ class TrainConfig:
                 errors.append(f"model_overrides: {exc}")
         if self.precision not in PRECISIONS:
             errors.append(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
-        for name in ("augment", "perturb", "tensorboard"):
+        p = self.oracle_prompt_prob
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1:
+            errors.append(f"oracle_prompt_prob must be a probability in [0, 1], got {p!r}")
+        for name in ("augment", "perturb", "tensorboard", "iou_loss_all_candidates"):
             if not isinstance(getattr(self, name), bool):
                 errors.append(f"{name} must be true or false, got {getattr(self, name)!r}")
         errors += check_dataset_entries(self.datasets)

@@ -5,7 +5,9 @@ rollout of `pointsam.rollout` (the one evaluation uses) with autograd: iteration
 centre and decodes three masks, feeding back the logits of the one with the highest predicted IoU;
 each later iteration adds a click from the error region of the fed-back mask and decodes one mask
 with the previous logits as mask prompt. Mask-refinement iterations (the last one plus one drawn
-from [1, iters - 1]) add no click and only update the mask prompt.
+from [1, iters - 1]) add no click and only update the mask prompt. Options (off by default):
+`oracle_prompt_prob` feeds, per sample, the hindsight-best first-click mask forward instead of the
+IoU head's pick; `iou_loss_all_candidates` regresses all first-click IoU predictions.
 
 `Trainer` runs in one process, or data-parallel under `torchrun` once `init_distributed` has set up
 the process group: the rollout runs inside a `DistributedDataParallel` module, every rank draws
@@ -34,14 +36,14 @@ from pointsam.modeling import PointSAM, build_model
 from pointsam.rollout import click_rollout
 from pointsam.train.config import TrainConfig
 from pointsam.train.distributed import all_gather_objects, all_reduce_mean, barrier, dist_info
-from pointsam.train.losses import RolloutLoss, rollout_loss
+from pointsam.train.losses import RolloutLoss, hindsight_best, rollout_loss
 from pointsam.train.mixture import DatasetMixture, load_mixture
 from pointsam.train.monitor import METRICS_FILE, STATUS_EVERY_S, RunMonitor
 from pointsam.train.run_dir import CHECKPOINT_FILE, MODEL_FILE, check_run_dir, clear_run_files
 from pointsam.train.sampling import TrainSample, collate, make_sample
 
 __all__ = ["CHECKPOINT_FILE", "METRICS_FILE", "MODEL_FILE", "RolloutModule", "Trainer", "autocast_dtype",
-           "lr_factor", "refinement_iters", "resolve_precision", "train_step"]
+           "lr_factor", "oracle_prompt_choice", "refinement_iters", "resolve_precision", "train_step"]
 
 WARMUP_START = 0.001
 
@@ -74,6 +76,15 @@ def refinement_iters(prompt_iters: int, rng: np.random.Generator) -> set[int]:
     return {prompt_iters - 1, int(rng.integers(1, prompt_iters))}
 
 
+def oracle_prompt_choice(logits: Tensor, iou_preds: Tensor, gt: Tensor, prob: float,
+                         rng: np.random.Generator) -> Tensor:
+    """Index [P] of the candidate to feed forward: per sample, with probability `prob` (drawn from
+    `rng`) the hindsight-best of logits [P, C, N] vs gt [P, N], otherwise the highest iou_preds [P, C]."""
+    picked = iou_preds.detach().argmax(dim=1)
+    use = torch.from_numpy(rng.random(logits.shape[0]) < prob).to(picked.device)
+    return torch.where(use, hindsight_best(logits.detach(), gt.to(logits.device)), picked)
+
+
 def train_step(
     model: PointSAM, batch: TrainSample, cfg: TrainConfig, rng: np.random.Generator
 ) -> RolloutLoss:
@@ -92,8 +103,15 @@ def train_step(
     amp = autocast_dtype(cfg.precision, coords.device)  # the model under autocast, the losses in fp32
     with _autocast(coords.device, amp):
         cloud = model.encode(coords, features)
-    steps = click_rollout(model, cloud, gt_flat, cfg.prompt_iters, refine, autocast=amp)
-    return rollout_loss([(s.masks, s.iou_preds) for s in steps], gt_flat.to(coords.device))
+    choose = None
+    if cfg.oracle_prompt_prob > 0:
+        def choose(i: int, logits: Tensor, iou_preds: Tensor) -> Tensor:
+            if i > 0:
+                return iou_preds.detach().argmax(dim=1)
+            return oracle_prompt_choice(logits, iou_preds, gt_flat, cfg.oracle_prompt_prob, rng)
+    steps = click_rollout(model, cloud, gt_flat, cfg.prompt_iters, refine, autocast=amp, choose=choose)
+    return rollout_loss([(s.masks, s.iou_preds) for s in steps], gt_flat.to(coords.device),
+                        cfg.iou_loss_all_candidates)
 
 
 def lr_factor(step: int, warmup_steps: int, milestones: Sequence[int], gamma: float) -> float:

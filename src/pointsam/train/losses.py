@@ -2,6 +2,8 @@
 
 Weights follow the official `Criterion`: focal 1 : dice 2 : IoU 1, the loss of each rollout
 iteration is mean(mask loss) + MSE(iou_pred, hard IoU), and the total is the mean over iterations.
+Optionally (`iou_all_candidates`, off by default as in the official code) the IoU head is regressed
+on every multimask candidate, not only the hindsight-best one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "PointSAMCriterion",
     "RolloutLoss",
     "dice_loss",
+    "hindsight_best",
     "iou_of",
     "mask_loss",
     "rollout_loss",
@@ -71,6 +74,12 @@ def mask_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return sigmoid_focal_loss(logits, targets) + DICE_WEIGHT * dice_loss(logits, targets)
 
 
+def hindsight_best(logits: Tensor, gt: Tensor) -> Tensor:
+    """Index [P] of the candidate of lowest mask loss for logits [P, C, N] vs gt [P, N] bool (no grad)."""
+    with torch.no_grad():
+        return mask_loss(logits.float(), gt[:, None].expand_as(logits)).min(dim=1).indices
+
+
 def iou_of(pred: Tensor, gt: Tensor) -> Tensor:
     """Deprecated: use `pointsam.utils.masks.mask_iou` (the same rule: 1.0 when both are empty)."""
     warnings.warn("pointsam.train.iou_of is deprecated; use pointsam.utils.masks.mask_iou",
@@ -89,11 +98,13 @@ class RolloutLoss:
     chosen: list[Tensor]  # [P] index of the supervised mask (hindsight argmin when C > 1)
 
 
-def rollout_loss(iterations: Sequence[tuple[Tensor, Tensor]], gt: Tensor) -> RolloutLoss:
+def rollout_loss(iterations: Sequence[tuple[Tensor, Tensor]], gt: Tensor,
+                 iou_all_candidates: bool = False) -> RolloutLoss:
     """Loss of iterations [(logits [P, C, N], iou_preds [P, C]), ...] against gt [P, N] (bool).
 
     With C > 1 (the multimask first click) only the mask of lowest mask loss counts per sample
-    (hindsight), and its iou_pred is the one regressed onto its hard IoU.
+    (hindsight), and its iou_pred is the one regressed onto its hard IoU; with `iou_all_candidates`
+    every candidate's iou_pred is regressed onto that candidate's own hard IoU.
     """
     if not iterations:
         raise InputError("rollout_loss needs at least one iteration")
@@ -114,7 +125,12 @@ def rollout_loss(iterations: Sequence[tuple[Tensor, Tensor]], gt: Tensor) -> Rol
         with torch.no_grad():
             iou = mask_iou(logits[rows, chosen] > 0, gt_bool).to(iou_preds.dtype)
         loss_m = best.mean()
-        loss_i = F.mse_loss(iou_preds[rows, chosen], iou)
+        if iou_all_candidates and logits.shape[1] > 1:
+            with torch.no_grad():
+                iou_all = mask_iou(logits > 0, gt_bool[:, None]).to(iou_preds.dtype)  # [P, C]
+            loss_i = F.mse_loss(iou_preds, iou_all)
+        else:
+            loss_i = F.mse_loss(iou_preds[rows, chosen], iou)
         terms.append(loss_m + loss_i)
         out.loss_mask.append(loss_m)
         out.loss_iou.append(loss_i)
@@ -127,6 +143,10 @@ def rollout_loss(iterations: Sequence[tuple[Tensor, Tensor]], gt: Tensor) -> Rol
 class PointSAMCriterion(nn.Module):
     """Module form of `rollout_loss` (no parameters)."""
 
+    def __init__(self, iou_all_candidates: bool = False) -> None:
+        super().__init__()
+        self.iou_all_candidates = iou_all_candidates
+
     def forward(self, iterations: Sequence[tuple[Tensor, Tensor]], gt: Tensor) -> RolloutLoss:
         """See `rollout_loss`."""
-        return rollout_loss(iterations, gt)
+        return rollout_loss(iterations, gt, self.iou_all_candidates)
