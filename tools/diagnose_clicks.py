@@ -33,7 +33,7 @@ from pointsam.data.clicks import first_click, next_click
 from pointsam.data.dataset import PointCloudDataset
 from pointsam.evaluation.rollout import iou_at_k, simulate_clicks
 from pointsam.predictor import PointCloudPredictor
-from pointsam.train.losses import iou_of
+from pointsam.utils.masks import mask_iou
 
 MASKS_PER_BATCH = 16
 
@@ -55,7 +55,8 @@ def diagnose_batch(model, cloud, gt: torch.Tensor, clicks: int, variants: bool =
     p = gt.shape[0]
     rows = torch.arange(p)
     s1 = steps[0]
-    cand = torch.stack([iou_of(s1.masks[:, c] > 0, gt) for c in range(s1.masks.shape[1])], dim=1)  # [P, 3]
+    cand = torch.stack([mask_iou(s1.masks[:, c] > 0, gt.bool()) for c in range(s1.masks.shape[1])],
+                       dim=1)  # [P, 3]
     out["cand_iou"] = cand.numpy()
     out["cand_pred"] = s1.iou_preds.numpy()
     out["chosen"] = s1.chosen.numpy()
@@ -77,11 +78,11 @@ def diagnose_batch(model, cloud, gt: torch.Tensor, clicks: int, variants: bool =
         for name, (prompt, multi) in variants.items():
             logits, preds = _decode(model, cloud, coords, idx, lab, prompt, multi)
             if name == "multi_oracle":
-                ious = torch.stack([iou_of(logits[:, c] > 0, gt) for c in range(logits.shape[1])], 1)
+                ious = torch.stack([mask_iou(logits[:, c] > 0, gt.bool()) for c in range(logits.shape[1])], 1)
                 out[name] = ious.max(dim=1).values.numpy()
             else:
                 pick = preds.argmax(dim=1)
-                out[name] = iou_of(logits[rows, pick] > 0, gt).numpy()
+                out[name] = mask_iou(logits[rows, pick] > 0, gt.bool()).numpy()
         # The oracle candidate fed forward: the second click comes from its errors.
         best = torch.from_numpy(out["best"])
         prev = s1.masks[rows, best]
@@ -89,7 +90,7 @@ def diagnose_batch(model, cloud, gt: torch.Tensor, clicks: int, variants: bool =
         idx2 = torch.cat([s1.prompt_indices, torch.tensor([[c.index] for c in second])], dim=1)
         lab2 = torch.cat([s1.prompt_labels, torch.tensor([[c.positive] for c in second])], dim=1)
         logits, _ = _decode(model, cloud, coords, idx2, lab2, prev, False)
-        out["oracle_prompt"] = iou_of(logits[:, 0] > 0, gt).numpy()
+        out["oracle_prompt"] = mask_iou(logits[:, 0] > 0, gt.bool()).numpy()
         # Sanity: the first click is deterministic, so re-simulating click 1 gives the same candidates.
         assert all(c.index == int(i) for c, i in zip([first_click(xyz, g) for g in gt[:1]],
                                                      s1.prompt_indices[:1, 0], strict=True))
