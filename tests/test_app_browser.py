@@ -103,6 +103,7 @@ def object_points(sidecar: Path) -> dict[int, np.ndarray]:
     return {o["id"]: decode_indices(o["points"], doc["input"]["num_points"]) for o in doc["objects"]}
 
 
+@pytest.mark.slow
 def test_annotate_in_a_real_browser(tmp_path):
     _need_browser()
     from playwright.sync_api import sync_playwright

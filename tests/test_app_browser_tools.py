@@ -11,6 +11,7 @@ import shutil
 import signal
 
 import numpy as np
+import pytest
 from matplotlib.path import Path as PolyPath
 from test_app_browser import (
     ARTIFACTS,
@@ -35,6 +36,7 @@ def pending_edits(sidecar, num_points: int) -> list[tuple[str, str, np.ndarray]]
             for e in doc["pending"] if isinstance(e, dict)]
 
 
+@pytest.mark.slow
 def test_lasso_and_brush_in_a_real_browser(tmp_path):
     _need_browser()
     from playwright.sync_api import sync_playwright
@@ -134,6 +136,7 @@ def test_lasso_and_brush_in_a_real_browser(tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_dataset_mode_in_a_real_browser(tmp_path):
     _need_browser()
     from playwright.sync_api import sync_playwright
