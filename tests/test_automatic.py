@@ -266,3 +266,26 @@ def test_everything_command_writes_all_formats(tmp_path, capsys):
     assert main(["everything", *common, "--out", str(tmp_path / "o.las")]) == 2
     assert main(["everything", *common, "--out", str(tmp_path / "o.ply")]) == 2  # exists
     assert main(["everything", *common, "--num-prompts", "0", "--out", str(tmp_path / "p.ply")]) == 2
+
+
+def test_everything_command_by_tiles_resumes(tmp_path, capsys):
+    """`everything --tile-size` segments overlapping tiles, keeps them, and a rerun resumes them."""
+    from pointsam.checkpoint import save_model
+    from pointsam.cli import main
+
+    example = files("pointsam") / "assets" / "example_table.ply"
+    ckpt = save_model(build_model(TINY), tmp_path / "m.safetensors")
+    common = [str(example), "--checkpoint", str(ckpt), "--num-prompts", "8", "--pred-iou-thresh", "0",
+              "--stability-thresh", "0", "--tile-size", "1.0", "--tiles-dir", str(tmp_path / "tiles")]
+    assert main(["everything", *common, "--out", str(tmp_path / "a.npy")]) == 0
+    first = np.load(tmp_path / "a.npy")
+    tiles = sorted((tmp_path / "tiles").glob("*.npz"))
+    assert first.shape == (10800,) and len(tiles) >= 2
+    capsys.readouterr()
+    assert main(["everything", *common, "--out", str(tmp_path / "b.npy")]) == 0
+    assert "resumed" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), first)
+    assert main(["everything", str(example), "--checkpoint", str(ckpt), "--tile-size", "-1",
+                 "--out", str(tmp_path / "c.npy")]) == 2
+    assert main(["everything", str(example), "--checkpoint", str(ckpt), "--tiles-dir", str(tmp_path),
+                 "--out", str(tmp_path / "c.npy")]) == 2

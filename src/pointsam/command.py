@@ -224,6 +224,13 @@ def add_everything_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--num-patches", type=int, help="override the number of patches L")
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
     ev.add_argument("--mesh-samples", type=int, default=100_000)
+    ev.add_argument("--tile-size", type=float, metavar="S",
+                    help="big scans: segment overlapping S x S tiles (in the cloud's units, on x/y) and "
+                    "merge them on full-cloud indices (pointsam.scene.segment_tiles); default: one pass")
+    ev.add_argument("--tile-overlap", type=float, metavar="O",
+                    help="tile overlap (default: a quarter of --tile-size); larger than the objects")
+    ev.add_argument("--tiles-dir", type=Path, metavar="DIR",
+                    help="keep each finished tile here, so an interrupted run resumes where it stopped")
     add_common_arguments(ev, overwrite_help="replace OUTPUT if it exists")
 
 
@@ -244,6 +251,13 @@ def run_everything(args: argparse.Namespace) -> None:
     if suffix not in (".ply", ".npy", ".json"):
         raise PointSAMError(f"--out must end in .ply, .npy or .json, got {args.out.name!r}")
     check_output_path(args.out, args.overwrite)
+    if args.tile_size is not None and not args.tile_size > 0:
+        raise PointSAMError(f"--tile-size must be positive, got {args.tile_size}")
+    overlap = args.tile_overlap if args.tile_overlap is not None else (args.tile_size or 0) / 4
+    if args.tile_size is not None and not 0 <= overlap < args.tile_size:
+        raise PointSAMError(f"--tile-overlap must be in [0, --tile-size), got {overlap}")
+    if args.tile_size is None and (args.tile_overlap is not None or args.tiles_dir is not None):
+        raise PointSAMError("--tile-overlap and --tiles-dir need --tile-size")
     cloud = read_point_cloud(args.input, mesh_samples=args.mesh_samples)
     if suffix != ".json":
         check_output(args.out, args.overwrite, source=cloud)
@@ -256,8 +270,15 @@ def run_everything(args: argparse.Namespace) -> None:
         patch_size=args.patch_size,
     )
     start = time.perf_counter()
-    records = generator.generate(cloud.xyz, cloud.rgb,
-                                 progress=lambda m: print(m, file=sys.stderr, flush=True))
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.tile_size is None:
+        records = generator.generate(cloud.xyz, cloud.rgb, progress=say)
+    else:
+        from pointsam.scene import segment_tiles
+
+        records = segment_tiles(generator, cloud.xyz, cloud.rgb, tile_size=args.tile_size,
+                                overlap=overlap, out_dir=args.tiles_dir, nms_iou_thresh=args.nms_thresh,
+                                progress=say)
     labels = records_to_labels(records, cloud.num_points)
     if suffix == ".json":
         with atomic_output(args.out, overwrite=args.overwrite) as tmp:
