@@ -45,3 +45,13 @@ def test_auto_mode_switches_on_the_threshold():
 def test_bad_mode_arguments_are_refused(kwargs):
     with pytest.raises(InputError):
         PointCloudPredictor(tiny_model(), **kwargs)
+
+
+@pytest.mark.parametrize("coords", [[["a", "b", "c"]], [[0.0, np.nan, 0.0]], [[0.0, 0.0]]])
+def test_local_mode_checks_prompts_like_global(coords):
+    xyz = np.random.default_rng(2).normal(size=(2000, 3))
+    for mode in ("global", "local"):
+        pred = PointCloudPredictor(tiny_model(), mode=mode)
+        pred.set_point_cloud(xyz)
+        with pytest.raises(InputError, match="point_coords"):
+            pred.predict(coords, [1])

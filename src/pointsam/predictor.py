@@ -18,6 +18,7 @@ from pointsam.preprocessing import (
     Normalization,
     as_numpy,
     check_labels,
+    check_prompt_points,
     check_xyz,
     colors_to_unit,
     fit_unit_sphere,
@@ -246,15 +247,7 @@ class PointCloudPredictor:
         return self._normalize_prompts(point_coords)
 
     def _normalize_prompts(self, point_coords) -> np.ndarray:
-        pts = as_numpy(point_coords, "point_coords")
-        if not (np.issubdtype(pts.dtype, np.floating) or np.issubdtype(pts.dtype, np.integer)):
-            raise InputError(f"point_coords must hold numbers, got dtype {pts.dtype}")
-        if pts.ndim == 1 and pts.shape == (3,):
-            pts = pts[None]
-        if pts.ndim != 2 or pts.shape[1] != 3:
-            raise InputError(f"point_coords must have shape (Q, 3), got {pts.shape}")
-        if not np.isfinite(pts).all():
-            raise InputError("point_coords contains NaN or Inf")
+        pts = check_prompt_points(point_coords)
         coords = self.normalization.apply(pts)
         radius = np.abs(coords).max(axis=1)
         if (radius > 1 + PROMPT_TOLERANCE).any():

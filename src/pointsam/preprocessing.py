@@ -82,6 +82,20 @@ def check_xyz(xyz, name: str = "xyz", *, min_points: int = 1, finite: bool = Tru
     return arr
 
 
+def check_prompt_points(point_coords) -> np.ndarray:
+    """Prompt coordinates as a finite numeric (Q, 3) array (a single (3,) point becomes (1, 3))."""
+    pts = as_numpy(point_coords, "point_coords")
+    if not (np.issubdtype(pts.dtype, np.floating) or np.issubdtype(pts.dtype, np.integer)):
+        raise InputError(f"point_coords must hold numbers, got dtype {pts.dtype}")
+    if pts.ndim == 1 and pts.shape == (3,):
+        pts = pts[None]
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise InputError(f"point_coords must have shape (Q, 3), got {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise InputError("point_coords contains NaN or Inf")
+    return pts
+
+
 def colors_to_unit(rgb, num_points: int | None = None) -> np.ndarray:
     """Colours as (N, 3) float32 in [0, 1] under the one colour rule (see the module docstring)."""
     arr = as_numpy(rgb, "rgb")

@@ -20,8 +20,8 @@ import torch
 from pointsam.errors import InputError
 from pointsam.modeling import PointSAM
 from pointsam.predictor import PointCloudPredictor
+from pointsam.preprocessing import as_numpy, check_labels, check_prompt_points, check_xyz, colors_to_unit
 from pointsam.scene.regions import Region, SpatialIndex
-from pointsam.validation import as_numpy, check_labels, check_xyz, colors_to_unit
 
 #: Logit given to points outside the region that answered (mask False). Moderate on purpose: it
 #: can be passed back as `mask_input`, which the mask encoder reads as raw numbers.
@@ -223,13 +223,7 @@ class LocalPredictor:
         xyz = self._require()
         parts, idx = [], None
         if point_coords is not None:
-            pts = as_numpy(point_coords, "point_coords")
-            if pts.ndim == 1 and pts.shape == (3,):
-                pts = pts[None]
-            if pts.ndim != 2 or pts.shape[1] != 3:
-                raise InputError(f"point_coords must have shape (Q, 3), got {pts.shape}")
-            if not np.isfinite(pts).all():
-                raise InputError("point_coords contains NaN or Inf")
+            pts = check_prompt_points(point_coords)
             far = np.linalg.norm(pts.astype(np.float64) - self._center, axis=1) / self._radius
             if (far > 1 + PROMPT_TOLERANCE).any():
                 i = int(far.argmax())
