@@ -20,10 +20,8 @@ def current_umask() -> int:
     return mask
 
 
-@contextmanager
-def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success move it into place with os.replace."""
-    path = Path(path)
+def _refuse_taken(path: Path, overwrite: bool) -> None:
+    """A folder at `path`, or an existing file without `overwrite`: refused with the reason."""
     if path.is_dir():
         raise FileFormatError(f"{path}: is a directory, not a file name")
     if path.exists() and not overwrite:
@@ -31,6 +29,13 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             f"{path} already exists; pass overwrite=True (--overwrite on the command line) "
             "to replace it"
         )
+
+
+@contextmanager
+def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success move it into place with os.replace."""
+    path = Path(path)
+    _refuse_taken(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
                                 dir=path.parent)
@@ -60,13 +65,7 @@ def check_output_path(
         if path.suffix.lower() not in allowed:
             raise InputError(f"{path}: unsupported output extension {path.suffix or '(none)'!r}; "
                              f"use {', '.join(allowed)}")
-    if path.is_dir():
-        raise FileFormatError(f"{path}: is a directory, not a file name")
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; pass overwrite=True (--overwrite on the command line) "
-            "to replace it"
-        )
+    _refuse_taken(path, overwrite)
     folder = path.parent
     if not folder.exists() and not make_parents:
         raise FileFormatError(f"{path}: the folder {folder} does not exist")
