@@ -233,3 +233,56 @@ def test_dataset_mode_in_a_real_browser(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_minimap_and_level_of_detail_in_a_real_browser(tmp_path):
+    """A cloud bigger than --display-points: an overview with a minimap; a click on the minimap draws that
+    place in full (the page fetches the new points), and a click on the cloud works on the new copy."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    cloud = read_point_cloud(require(SAMPLE))
+    xyz = np.asarray(cloud.xyz, dtype=np.float64)
+    ckpt = save_model(tiny_model(), tmp_path / "tiny.safetensors")
+    ARTIFACTS.mkdir(exist_ok=True)
+    proc, url = start_server([str(SAMPLE), "--checkpoint", str(ckpt), "--labels", str(tmp_path / "t.json"),
+                              "--out-dir", str(tmp_path / "out"), "--display-points", "3000"])
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                headless=True, bypass_csp=True, viewport={"width": 1200, "height": 800})
+            page = ctx.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            state = wait_state(page, "true")
+            assert state["display"]["lod"] and state["display"]["count"] <= 3000
+            page.wait_for_selector("#minimap:not([hidden])")
+            assert "an overview" in page.locator("#file").text_content()
+            # click the minimap where the cloud's point 0 lies (seen from above, z up)
+            box = page.locator("#minimap").bounding_box()
+            d = state["display"]
+            page_xyz = xyz[0] - xyz[np.array(page.evaluate("window.pointsam.cloudIndices()"))].mean(axis=0)
+            k = 0.5 * box["width"] / d["radius"]
+            page.mouse.click(box["x"] + box["width"] / 2 + page_xyz[0] * k,
+                             box["y"] + box["height"] / 2 - page_xyz[1] * k)
+            state = wait_state(page, "window.pointsam.state.display.version == 1")
+            focus = np.array(state["display"]["focus"]["center"])
+            shown = np.array(page.evaluate("window.pointsam.cloudIndices()"))
+            assert shown.size == state["display"]["count"]
+            center = np.asarray(xyz[shown], np.float64).mean(axis=0)  # not the frame: only a sanity bound
+            assert np.isfinite(center).all() and np.linalg.norm(focus) < 2 * d["radius"]
+            # a click on the cloud works on the new display copy
+            pos = page.evaluate(f"window.pointsam.screenOf({int(shown[len(shown) // 2])})")
+            if pos is not None:
+                page.mouse.click(pos["x"], pos["y"])
+                state = wait_state(page, "window.pointsam.state.clicks.length == 1")
+                assert state["mask_points"] > 0
+            page.screenshot(path=str(ARTIFACTS / "annotate-minimap.png"))
+            assert errors == []
+            ctx.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

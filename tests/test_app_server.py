@@ -90,16 +90,23 @@ def test_click_accept_export_over_the_api(served, cloud):
     srv = served
     app = srv.app
     status, state, _ = call(srv, "GET", "/api/state")
-    assert status == 200 and state["display"]["count"] == 4000 and state["num_points"] == 10_000
+    count = state["display"]["count"]
+    assert status == 200 and 1000 < count <= 4000 and state["num_points"] == 10_000
+    assert state["display"]["lod"] and state["display"]["focus"] is None  # the overview until a click
     indices = np.frombuffer(call(srv, "GET", "/api/cloud/indices")[1], "<u4")
     positions = np.frombuffer(call(srv, "GET", "/api/cloud/positions")[1], "<f4").reshape(-1, 3)
-    assert len(indices) == 4000 and np.all(np.diff(indices.astype(np.int64)) > 0)
-    np.testing.assert_allclose(positions, cloud.xyz[indices] - app.center, atol=1e-4)
+    assert len(indices) == count and np.all(np.diff(indices.astype(np.int64)) > 0)
+    np.testing.assert_allclose(positions, cloud.xyz[indices] - app.display.center, atol=1e-4)
     assert np.array_equal(np.frombuffer(call(srv, "GET", "/api/cloud/colors")[1], np.uint8).reshape(-1, 3),
                           cloud.rgb[indices])
 
     status, state, _ = call(srv, "POST", "/api/click", {"index": A, "positive": True})
     assert status == 200 and state["clicks"][0]["index"] == A and len(state["candidates"]) == 3
+    # the click moved the full-resolution area onto it: the page fetches the drawn points again
+    assert state["display"]["version"] == 1 and state["display"]["focus"] is not None
+    indices = np.frombuffer(call(srv, "GET", "/api/cloud/indices")[1], "<u4").astype(np.int64)
+    near = np.linalg.norm(cloud.xyz - cloud.xyz[A], axis=1) < 0.5 * state["display"]["focus"]["radius"]
+    assert A in indices and np.isin(np.flatnonzero(near), indices).all()
     mask = app.session.current_mask()
     assert state["mask_points"] == int(mask.sum()) > 0
     view = np.frombuffer(call(srv, "GET", "/api/view")[1], "<i4")

@@ -377,7 +377,7 @@ def test_intensity_is_served_as_grey_levels_when_present(predictor, tmp_path):
     cloud.extra["intensity"] = np.arange(cloud.num_points, dtype=np.uint16)
     app = AnnotateApp(session, cloud, out_dir=tmp_path, stem="tiko", display_points=3000)
     grey = np.frombuffer(app.binary("intensity"), np.uint8)
-    assert app.state()["display"]["has_intensity"] and grey.size == 3000
+    assert app.state()["display"]["has_intensity"] and grey.size == app.state()["display"]["count"] <= 3000
     assert np.all(np.diff(grey.astype(int)) >= 0) and grey[0] == 0 and grey[-1] == 255  # order kept
 
 

@@ -6,6 +6,8 @@ import numpy as np
 from default_model_eval import report_markdown
 from default_model_recipe import (
     CROP_MARGINS,
+    FINETUNE,
+    FINETUNE_NUM_POINTS,
     MESH_DENSITIES,
     MIXTURE,
     NUM_POINTS,
@@ -36,12 +38,60 @@ def ball_click(model) -> dict:
             "chosen": int(np.argmax(scores))}
 
 
-def model_card(model, report: dict, metrics: list[dict], size: int, ball: dict, hours: float) -> str:
-    """The card's Markdown."""
+FIRST_MODEL = """Fine-tuned from the first bundled model (4,000 steps of 4 clouds x 4,096 points on the
+PartNet samples of StorageFurniture, Bottle and Table, 3,000 procedural shapes and the 3 ScanNet scenes;
+2 h on 2 CPU cores): the same architecture, now trained on the data above. """
+
+
+def scene_note(report: dict, finetuned: bool) -> str:
+    """Whether the ScanNet scene of the report is held out."""
+    scene = report["held_out_scene"]
+    if not finetuned:
+        return f" and the ScanNet scene **{scene}**"
+    return (f". The ScanNet scene **{scene}** is left out of this training, but the first model, which this "
+            "one is fine-tuned from, was trained on blocks of it: its figures below are **not held out**")
+
+
+def comparison(report: dict, baseline: dict) -> str:
+    """Markdown: the held-out figures of the shipped model next to those of `baseline` (same data)."""
+    def curve(r: dict, block: str) -> list[float]:
+        part = r["partnet"] if block == "partnet" else r["mobility"]["10000"]
+        return part["all"]["curve"]
+
+    ks = (1, 2, 3, 5, 10)
+    head = ("| held-out data | model | " + " | ".join(f"IoU@{k}" for k in ks)
+            + " | IoU head picks best | oracle IoU@1 |\n|---|---|" + "---:|" * (len(ks) + 2))
+    rows = []
+    blocks = (("partnet", "PartNet hierarchy, all masks"), ("mobility", "URDF links 10k, all masks"))
+    for block, name in blocks:
+        for label, r in (("first model", baseline), ("this model", report)):
+            part = r["partnet"] if block == "partnet" else r["mobility"]["10000"]
+            c = curve(r, block)
+            rows.append(f"| {name} | {label} | " + " | ".join(f"{c[k - 1]:.1f}" for k in ks)
+                        + f" | {part['all']['selection_accuracy']:.0f}% | {part['all']['iou1_oracle']:.1f} |")
+    for label, r in (("first model", baseline), ("this model", report)):
+        c = r["scene"]["curve"]
+        rows.append(f"| ScanNet {r['held_out_scene']} (see note) | {label} | "
+                    + " | ".join(f"{c[k - 1]:.1f}" if k <= len(c) else "" for k in ks)
+                    + f" | {r['scene']['selection_accuracy']:.0f}% | {r['scene']['iou1_oracle']:.1f} |")
+    everything = ", ".join(
+        f"{label}: recall@50 {r['everything']['AR@50']:.1f}% ({r['everything']['num_proposals']} segments, "
+        f"thresholds {r['everything']['thresholds']})"
+        for label, r in (("first model", baseline), ("this model", report)))
+    return head + "\n" + "\n".join(rows) + f"\n\n`pointsam everything` on the scene: {everything}.\n"
+
+
+def model_card(model, report: dict, metrics: list[dict], size: int, ball: dict, hours: float,
+               finetuned: bool = False, baseline: dict | None = None) -> str:
+    """The card's Markdown (`finetuned`: the FINETUNE recipe from the first model; `baseline`: the first
+    model's held-out report, shown beside this one)."""
     cfg = model.config
     params = sum(p.numel() for p in model.parameters())
     mixture = ", ".join(f"{name} {w / sum(m[2] for m in MIXTURE):.0%}" for name, _, w, _ in MIXTURE)
-    counts = ", ".join(f"{n:,}" for n in NUM_POINTS)
+    counts = ", ".join(f"{n:,}" for n in (FINETUNE_NUM_POINTS if finetuned else NUM_POINTS))
+    recipe = FINETUNE if finetuned else TRAIN
+    against = ("## Against the first bundled model (same held-out data, same protocol)\n\n"
+               + comparison(report, baseline)) if baseline else ""
     chosen = ball["chosen"]
     quick = ("the ball" if ball["iou"][chosen] >= 0.5 else "not the ball alone") + (
         f" (candidates' IoU with the ball {', '.join(f'{v:.3f}' for v in ball['iou'])}, predicted IoUs "
@@ -64,7 +114,7 @@ recommended `pointsam everything` thresholds (metadata key `pointsam_amg`, read 
 
 ## Training data
 Held out, never trained on: the PartNet-Mobility categories **{', '.join(VAL_CATEGORIES)}** (their PartNet
-samples and their URDF meshes) and the ScanNet scene **{report['held_out_scene']}**.
+samples and their URDF meshes){scene_note(report, finetuned)}.
 - PartNet point samples (10k points) of the shared PartNet-Mobility objects, every level of the part
   hierarchy as masks.
 - Points sampled on the URDF link meshes placed by forward kinematics (`pointsam convert partnet-mobility`)
@@ -78,12 +128,17 @@ samples and their URDF meshes) and the ScanNet scene **{report['held_out_scene']
   groups a cloud of that size.
 
 ## Training
-`pointsam.train.Trainer` with the paper's click simulation ({TRAIN['prompt_iters']} iterations per mask,
-refinement iterations, hindsight loss on the first click): {TRAIN['grad_accum']} clouds x
-{TRAIN['masks_per_cloud']} masks per step, {steps} steps, AdamW lr {TRAIN['lr']} (warm-up
-{TRAIN['warmup_steps']} steps, x{TRAIN['gamma']} at {TRAIN['milestones']}), weight decay
-{TRAIN['weight_decay']}.
-About {hours:.1f} h on 2 CPU cores (torch 2.13 CPU).
+{FIRST_MODEL if finetuned else ""}`pointsam.train.Trainer` with the paper's click simulation
+({recipe['prompt_iters']} iterations per mask,
+refinement iterations, hindsight loss on the first click): {recipe['grad_accum']} clouds x
+{recipe['masks_per_cloud']} masks per step, {steps} steps, AdamW lr {recipe['lr']} (warm-up
+{recipe['warmup_steps']} steps, x{recipe['gamma']} at {recipe['milestones']}), weight decay
+{recipe['weight_decay']}. Two changes to the official recipe fix the falling click curve
+(tools/ISSUE10_ANALYSIS.md): every first-click candidate's predicted IoU is trained on its own IoU (the
+official loss trains only the best one's, so the head never learns that a candidate is bad), and half of
+the refinement rollouts feed the best first-click candidate back as the mask prompt, so the decoder learns
+to trust the prompt.
+About {hours:.1f} h on 2 CPU cores (torch 2.13 CPU){" for this fine-tuning" if finetuned else ""}.
 
 ## Held-out evaluation
 The paper's click simulation (first click farthest from the mask boundary, then the farther of the
@@ -91,13 +146,15 @@ false-negative/false-positive regions; IoU@1 is the candidate with the highest p
 feed the previous logits back as mask prompt), every mask of the held-out data.
 
 {report_markdown(report)}
+{against}
 ## Quick start
 The README's click on the bundled example table, (-0.25, 0.91, 0.1), returns {quick}.
 
 ## Reproduce
 ```bash
 python tools/train_default_model.py --work runs/default --prepare-only   # data, and its sizes
-python tools/train_default_model.py --work runs/default                  # training (resume: --resume)
+python tools/train_default_model.py --work runs/default --finetune       # training (+ --resume to continue)
+python tools/train_default_model.py --work runs/default --baseline FIRST.safetensors  # the comparison
 python tools/train_default_model.py --work runs/default --calibrate --evaluate --ship
 ```
 

@@ -63,9 +63,39 @@ def click_time_ms(model, num_points: int = 10_000, repeats: int = 20) -> dict[st
             "refine": round(float(np.median(refine[2:]) * 1000), 1)}
 
 
-def everything_recall(model, clouds, thresholds: dict, smoke: bool = False) -> dict:
-    """Pooled AR / AR@25 / AR@50 (%) of `pointsam everything`'s defaults with `thresholds`."""
-    generator = AutomaticMaskGenerator(model, **(SMOKE_EVERYTHING if smoke else EVERYTHING), **thresholds)
+class SweepGenerator(AutomaticMaskGenerator):
+    """`AutomaticMaskGenerator` that decodes each cloud's prompts once, at the loosest thresholds of a
+    sweep, and filters the cached candidates for the thresholds currently set (same masks as a fresh run
+    at those thresholds: the filters act on each candidate alone, NMS runs after them)."""
+
+    def __init__(self, model, loosest: dict, **kwargs) -> None:
+        super().__init__(model, **kwargs, **loosest)
+        self.loosest = loosest
+        self._cache: dict = {}
+
+    def _candidates(self, coords, rows, weights):
+        key = (coords.shape[1], rows.tobytes(), float(coords.sum()))
+        if key not in self._cache:
+            current = (self.pred_iou_thresh, self.stability_score_thresh)
+            self.pred_iou_thresh = self.loosest["pred_iou_thresh"]
+            self.stability_score_thresh = self.loosest["stability_score_thresh"]
+            self._cache[key] = super()._candidates(coords, rows, weights)
+            self.pred_iou_thresh, self.stability_score_thresh = current
+        masks, ious, stabs, prompts, cands = self._cache[key]
+        keep = [i for i in range(len(masks))
+                if ious[i] >= self.pred_iou_thresh and stabs[i] >= self.stability_score_thresh]
+        return ([masks[i] for i in keep], [ious[i] for i in keep], [stabs[i] for i in keep],
+                [prompts[i] for i in keep], [cands[i] for i in keep])
+
+
+def everything_recall(model, clouds, thresholds: dict, smoke: bool = False, generator=None) -> dict:
+    """Pooled AR / AR@25 / AR@50 (%) of `pointsam everything`'s defaults with `thresholds`
+    (`generator`: a SweepGenerator to reuse, its thresholds set to these)."""
+    if generator is None:
+        generator = AutomaticMaskGenerator(model, **(SMOKE_EVERYTHING if smoke else EVERYTHING), **thresholds)
+    else:
+        generator.pred_iou_thresh = thresholds["pred_iou_thresh"]
+        generator.stability_score_thresh = thresholds["stability_score_thresh"]
     start = time.perf_counter()
     rows, pooled = evaluate_proposals(generator, clouds)
     return {**{k: round(v, 1) for k, v in pooled.items()}, "thresholds": thresholds,
@@ -78,9 +108,13 @@ def calibrate(work: Path, checkpoint: Path, smoke: bool = False) -> dict:
     model = load_model(checkpoint, device="cpu")
     scenes = list(PointCloudDataset(work / "data" / ("scannet_crops" if smoke else "scannet_scenes")))
     grid = []
-    for pred, stab in SMOKE_GRID if smoke else CALIBRATION_GRID:
+    points = SMOKE_GRID if smoke else CALIBRATION_GRID
+    loosest = {"pred_iou_thresh": min(p for p, _ in points),
+               "stability_score_thresh": min(s for _, s in points)}
+    sweep = SweepGenerator(model, loosest, **(SMOKE_EVERYTHING if smoke else EVERYTHING))
+    for pred, stab in points:
         thresholds = {"pred_iou_thresh": pred, "stability_score_thresh": stab}
-        grid.append(everything_recall(model, scenes[:1] if smoke else scenes, thresholds, smoke))
+        grid.append(everything_recall(model, scenes[:1] if smoke else scenes, thresholds, smoke, sweep))
         print(f"calibrate {thresholds}: AR@50 {grid[-1]['AR@50']:.1f} AR@25 {grid[-1]['AR@25']:.1f} "
               f"({grid[-1]['num_proposals']} proposals)", flush=True)
     best = max(grid, key=lambda g: (g["AR@50"], g["AR@25"], *g["thresholds"].values()))
@@ -89,8 +123,11 @@ def calibrate(work: Path, checkpoint: Path, smoke: bool = False) -> dict:
     return result
 
 
-def evaluate(work: Path, checkpoint: Path, smoke: bool = False) -> dict:
-    """The held-out report (see the module docstring); also written to WORK/eval/report.json."""
+def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = "eval",
+             thresholds: dict | None = None) -> dict:
+    """The held-out report (see the module docstring); also written to WORK/<out_name>/report.json.
+
+    `thresholds`: the everything thresholds to use (default: WORK/amg.json, else the checkpoint's)."""
     data = work / "data"
     model = load_model(checkpoint, device="cpu")
     clicks = SMOKE_CLICKS if smoke else EVAL_CLICKS
@@ -114,12 +151,13 @@ def evaluate(work: Path, checkpoint: Path, smoke: bool = False) -> dict:
     report["scene"] = summarize(scene_arrays)
     print(f"evaluated {EVAL_SCENE} ({time.perf_counter() - start:.0f} s)", flush=True)
     amg_file = work / "amg.json"
-    thresholds = (json.loads(amg_file.read_text())["thresholds"] if amg_file.is_file()
-                  else {k: v for k, v in amg_defaults(checkpoint).items() if k != "nms_iou_thresh"})
+    if thresholds is None:
+        thresholds = (json.loads(amg_file.read_text())["thresholds"] if amg_file.is_file()
+                      else {k: v for k, v in amg_defaults(checkpoint).items() if k != "nms_iou_thresh"})
     report["everything"] = everything_recall(model, scene, thresholds, smoke)
     report["click_ms_10k"] = click_time_ms(model, repeats=3 if smoke else 20)
     report["seconds"] = round(time.perf_counter() - start, 1)
-    out = work / "eval"
+    out = work / out_name
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(report_markdown(report))

@@ -28,6 +28,9 @@ import numpy as np
 import torch
 from default_model_data import prepare, sizes, sizes_table
 from default_model_recipe import (
+    FINETUNE,
+    FINETUNE_INIT,
+    FINETUNE_NUM_POINTS,
     MIXTURE,
     NUM_POINTS,
     PROPOSED_TRAIN,
@@ -113,9 +116,9 @@ def mixture_entries(folders: dict[str, Path], smoke: bool = False) -> list[dict]
 
 
 def train(work: Path, folders: dict[str, Path], smoke: bool, resume: bool, max_steps: int | None,
-          init: Path | None) -> Path:
-    """Train (or resume) into WORK/run; returns WORK/model.safetensors."""
-    recipe = dict(SMOKE_TRAIN if smoke else TRAIN)
+          init: Path | None, finetune: bool = False) -> Path:
+    """Train (or resume) into WORK/run (WORK/finetune); returns WORK/model.safetensors."""
+    recipe = dict(SMOKE_TRAIN if smoke else FINETUNE if finetune else TRAIN)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     for name, value in PROPOSED_TRAIN.items():
         if name in known:
@@ -123,14 +126,15 @@ def train(work: Path, folders: dict[str, Path], smoke: bool, resume: bool, max_s
         else:
             print(f"note: TrainConfig has no {name!r} yet (tools/ISSUE10_ANALYSIS.md); trained without it",
                   flush=True)
-    run = work / "run"
+    run = work / ("finetune" if finetune else "run")
     cfg = TrainConfig(**{**recipe, "out_dir": str(run), "datasets": mixture_entries(folders, smoke)})
     model = None
     if init is not None:
         from pointsam.checkpoint import load_model
 
         model = load_model(init, device="cpu").train()
-    trainer = VariedTrainer(model, None, cfg, SMOKE_NUM_POINTS if smoke else NUM_POINTS)
+    counts = SMOKE_NUM_POINTS if smoke else FINETUNE_NUM_POINTS if finetune else NUM_POINTS
+    trainer = VariedTrainer(model, None, cfg, counts)
     if resume and (run / CHECKPOINT_FILE).exists():
         print(f"resumed at step {trainer.resume(run / CHECKPOINT_FILE)}", flush=True)
     elif run.exists() and any(run.iterdir()):
@@ -147,9 +151,9 @@ def train(work: Path, folders: dict[str, Path], smoke: bool, resume: bool, max_s
     return work / MODEL_FILE
 
 
-def training_hours(work: Path) -> tuple[list[dict], float]:
+def training_hours(work: Path, run: str = "run") -> tuple[list[dict], float]:
     """The run's metrics and its training time in hours (summed over resumed segments)."""
-    path = work / "run" / "metrics.jsonl"
+    path = work / run / "metrics.jsonl"
     metrics = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
     # time_s restarts at 0 in every fit() call: add up the last value of each segment
     total, prev = 0.0, 0.0
@@ -177,8 +181,12 @@ def ship(work: Path, smoke: bool = False) -> None:
     save_model(model, dest, overwrite=True, dtype=torch.float16)
     write_amg_metadata(dest, report["everything"]["thresholds"])
     shipped = load_model(dest, device="cpu")
-    metrics, hours = training_hours(work)
-    card = model_card(shipped, report, metrics, dest.stat().st_size, ball_click(shipped), hours)
+    finetuned = (work / "finetune" / MODEL_FILE).is_file()
+    metrics, hours = training_hours(work, "finetune" if finetuned else "run")
+    baseline_file = work / "eval_baseline" / "report.json"
+    baseline = json.loads(baseline_file.read_text()) if baseline_file.is_file() else None
+    card = model_card(shipped, report, metrics, dest.stat().st_size, ball_click(shipped), hours,
+                      finetuned=finetuned, baseline=baseline)
     (dest.parent / "MODEL_CARD.md").write_text(card)
     print(f"shipped {dest} ({dest.stat().st_size / 1e6:.1f} MB) and {dest.parent / 'MODEL_CARD.md'}")
 
@@ -192,9 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, default=None, help="stop at this step (default: the recipe's)")
     ap.add_argument("--init", type=Path, default=None,
                     help="start from these weights (note: the first default model saw scene0046_02)")
+    ap.add_argument("--finetune", action="store_true",
+                    help="fine-tune the first bundled model (recipe FINETUNE) into WORK/finetune")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--calibrate", action="store_true", help="pick everything thresholds (WORK/amg.json)")
     ap.add_argument("--evaluate", action="store_true", help="held-out report of WORK/model.safetensors")
+    ap.add_argument("--baseline", type=Path, default=None, metavar="WEIGHTS",
+                    help="held-out report of these weights (their own thresholds) into WORK/eval_baseline")
     ap.add_argument("--ship", action="store_true", help="copy the weights + model card into the package")
     args = ap.parse_args(argv)
     if args.threads:
@@ -203,12 +215,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.prepare_only:
         print(sizes_table(sizes(folders)))
         return
-    if not (args.calibrate or args.evaluate or args.ship):
-        train(args.work, folders, args.smoke, args.resume, args.max_steps, args.init)
+    if not (args.calibrate or args.evaluate or args.ship or args.baseline):
+        init = args.init or (FINETUNE_INIT if args.finetune and not args.resume else None)
+        train(args.work, folders, args.smoke, args.resume, args.max_steps, init, args.finetune)
         return
     from default_model_eval import calibrate, evaluate, report_markdown
 
     weights = args.work / MODEL_FILE
+    if args.baseline:
+        from pointsam.amg_defaults import amg_defaults
+
+        own = {k: v for k, v in amg_defaults(args.baseline).items() if k != "nms_iou_thresh"}
+        print(report_markdown(evaluate(args.work, args.baseline, args.smoke, "eval_baseline", own)))
     if args.calibrate:
         print("thresholds", calibrate(args.work, weights, args.smoke)["thresholds"])
     if args.evaluate:

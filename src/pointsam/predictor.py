@@ -105,6 +105,12 @@ class PointCloudPredictor:
         return self._local is not None
 
     @property
+    def spatial_index(self):
+        """The KD-tree over the cloud that local mode built (`pointsam.scene.regions.SpatialIndex`), else
+        None: viewers reuse it for their level-of-detail queries instead of building another."""
+        return self._local.index if self._local is not None else None
+
+    @property
     def num_points(self) -> int:
         if self._local is not None:
             return self._local.num_points

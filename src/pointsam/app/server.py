@@ -36,11 +36,11 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from pointsam.app.classes import save_class_map
+from pointsam.app.display import DisplayCopy
 from pointsam.app.export import export_session, planned_exports, session_class_map
 from pointsam.app.session import AnnotationSession, OverlapError, SaveError
 from pointsam.errors import PointSAMError
 from pointsam.io import PointCloud
-from pointsam.io.pointcloud import rgb_to_uint8
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -85,7 +85,7 @@ class AnnotateApp:
     """Everything a request handler needs: the session, the display copy of the cloud, the exports."""
 
     def __init__(self, session: AnnotationSession, cloud: PointCloud, *, out_dir: Path, stem: str,
-                 display_points: int = DEFAULT_DISPLAY_POINTS, up: str = "z", seed: int = 0,
+                 display_points: int = DEFAULT_DISPLAY_POINTS, up: str = "z",
                  model_name: str = "", classes_path: Path | None = None, workspace=None) -> None:
         self.lock = threading.Lock()
         self.workspace = workspace  # dataset mode (`pointsam.app.dataset.Workspace`), else None
@@ -93,7 +93,6 @@ class AnnotateApp:
         self.model_name = model_name
         self.classes_path = None if classes_path is None else Path(classes_path)
         self.display_points = display_points
-        self.seed = seed
         self.show(session, cloud, out_dir=out_dir, stem=stem, up=up)
 
     def show(self, session: AnnotationSession, cloud: PointCloud, *, out_dir: Path, stem: str,
@@ -105,26 +104,8 @@ class AnnotateApp:
         self.stem = stem
         self.up = up
         self.last_decode_ms: float | None = None
-        display_points, seed = self.display_points, self.seed
-        n = session.num_points
-        if display_points < n:  # show a random subset; labels are still computed for every point
-            rng = np.random.default_rng(seed)
-            index = np.sort(rng.choice(n, size=display_points, replace=False))
-        else:
-            index = np.arange(n)
-        self.display_index = index.astype(np.uint32)
-        shown = np.asarray(cloud.xyz[index], dtype=np.float64)
-        self.center = shown.mean(axis=0)
-        self.positions = np.ascontiguousarray(shown - self.center, dtype=np.float32)
-        self.radius = float(np.sqrt((self.positions.astype(np.float64) ** 2).sum(axis=1).max()))
-        self.colors = None if cloud.rgb is None else np.ascontiguousarray(rgb_to_uint8(cloud.rgb[index]))
-        self.intensity = None
-        raw = cloud.extra.get("intensity")
-        if raw is not None and len(raw) == n:  # grey levels, 1st..99th percentile stretched
-            values = np.asarray(raw, dtype=np.float64)[index]
-            lo, hi = np.percentile(values, [1, 99]) if values.size else (0.0, 1.0)
-            scaled = np.clip((values - lo) / ((hi - lo) or 1.0), 0, 1)
-            self.intensity = np.ascontiguousarray(np.round(scaled * 255), dtype=np.uint8)
+        index = getattr(session.predictor, "spatial_index", None)  # local mode's KD-tree, reused
+        self.display = DisplayCopy(cloud, self.display_points, up=up, index=index)
 
     # ----------------------------------------------------------------------------- answers
 
@@ -132,12 +113,10 @@ class AnnotateApp:
         """Session state plus what the page needs to draw it."""
         s = self.session.state()
         for click in s["clicks"]:
-            pos = np.asarray(self.cloud.xyz[click["index"]], dtype=np.float64) - self.center
+            pos = np.asarray(self.cloud.xyz[click["index"]], dtype=np.float64) - self.display.center
             click["position"] = [round(float(v), 6) for v in pos]
         s["input"] = self.session.input_name
-        s["display"] = {"count": int(self.display_index.size), "total": self.session.num_points,
-                        "has_color": self.colors is not None, "has_intensity": self.intensity is not None,
-                        "radius": self.radius, "up": self.up}
+        s["display"] = self.display.state()
         s["exports"] = [p.name for p in planned_exports(self.cloud, self.out_dir, self.stem).values()]
         s["out_dir"] = str(self.out_dir)
         s["last_decode_ms"] = self.last_decode_ms
@@ -155,26 +134,28 @@ class AnnotateApp:
 
     def view(self) -> bytes:
         """Per displayed point: object id (0 = none), plus MASK_BIT where the current mask is."""
-        out = self.session.owner[self.display_index].astype(np.int32)
+        shown = self.display.index
+        out = self.session.owner[shown].astype(np.int32)
         mask = self.session.current_mask()
         if mask is not None:
-            out |= np.where(mask[self.display_index], MASK_BIT, 0).astype(np.int32)
+            out |= np.where(mask[shown], MASK_BIT, 0).astype(np.int32)
         return out.astype("<i4").tobytes()
 
     def binary(self, what: str) -> bytes:
         """The display copy: positions (float32 x3, centred), colours (uint8 x3), indices (uint32)."""
+        d = self.display
         if what == "positions":
-            return self.positions.astype("<f4").tobytes()
+            return d.positions.astype("<f4").tobytes()
         if what == "colors":
-            if self.colors is None:
+            if d.colors is None:
                 raise HTTPError(404, "this cloud has no colours")
-            return self.colors.tobytes()
+            return d.colors.tobytes()
         if what == "intensity":
-            if self.intensity is None:
+            if d.intensity is None:
                 raise HTTPError(404, "this cloud has no intensity")
-            return self.intensity.tobytes()
+            return d.intensity.tobytes()
         if what == "indices":
-            return self.display_index.astype("<u4").tobytes()
+            return d.index.astype("<u4").tobytes()
         raise HTTPError(404, f"no such cloud array: {what!r}")
 
     def post(self, route: str, body: dict) -> dict:
@@ -182,8 +163,14 @@ class AnnotateApp:
         s = self.session
         if route == "/api/click":
             start = time.perf_counter()
-            s.click(_field(body, "index", int), _field(body, "positive", bool, default=True))
+            index = _field(body, "index", int)
+            s.click(index, _field(body, "positive", bool, default=True))
             self.last_decode_ms = round(1000 * (time.perf_counter() - start), 1)
+            point = np.asarray(self.cloud.xyz[index], dtype=np.float64)
+            if not self.display.covers(point):  # a big scan: full resolution where the work is
+                self.display.focus(point)
+        elif route == "/api/focus":
+            self.display.focus(self._focus_point(body))
         elif route == "/api/edit":
             s.edit(_selection(body), _field(body, "add", bool, default=True),
                    target=_field(body, "target", int, default=None),
@@ -225,6 +212,24 @@ class AnnotateApp:
         else:
             raise HTTPError(404, f"no such action: {route}")
         return self.state()
+
+    def _focus_point(self, body: dict) -> np.ndarray:
+        """/api/focus: a cloud point {"index": i}, or the minimap's {"ground": [a, b]} (the page's centred
+        coordinates along the two horizontal axes); the cloud coordinates to draw in full around."""
+        if not self.display.is_lod:
+            raise HTTPError(400, "every point is drawn already: there is no level of detail to move")
+        if "index" in body:
+            index = _field(body, "index", int)
+            n = self.session.num_points
+            if not 0 <= index < n:
+                raise HTTPError(400, f"point index {index} is outside the cloud (0..{n - 1})")
+            return np.asarray(self.cloud.xyz[index], dtype=np.float64)
+        ground = body.get("ground")
+        if (not isinstance(ground, list) or len(ground) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in ground)
+                or not all(np.isfinite(ground))):
+            raise HTTPError(400, "focus needs {'index': point} or {'ground': [a, b]} (two finite numbers)")
+        return self.display.ground_point((float(ground[0]), float(ground[1])))
 
     def _dataset_action(self, route: str, body: dict) -> dict:
         """Dataset mode: open another file, mark the current one, export the whole folder."""

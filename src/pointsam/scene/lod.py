@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from pointsam.errors import InputError
-from pointsam.scene.regions import SpatialIndex
+from pointsam.scene.regions import Region, SpatialIndex
 
 
 def voxel_overview(xyz: np.ndarray, max_points: int, *, sample: int = 2_000_000, seed: int = 0) -> np.ndarray:
@@ -58,5 +58,8 @@ class LevelOfDetail:
         """Sorted full-cloud indices to draw: the overview, plus every point near `center` if given."""
         if center is None:
             return self.overview
-        detail = self.index.ball(np.asarray(center, np.float64), self.detail_points).indices
-        return np.union1d(self.overview, detail)
+        return np.union1d(self.overview, self.detail(center).indices)
+
+    def detail(self, center) -> Region:
+        """The full-resolution ball of `detail_points` points nearest `center`."""
+        return self.index.ball(np.asarray(center, np.float64), self.detail_points)

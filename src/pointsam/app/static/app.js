@@ -66,7 +66,7 @@ const ui = {
   positive: true, selectedObject: null, showObjects: true, up: 'z', pendingAccept: null,
   tool: 'click', stroke: null, preview: null, shown: null, onlyUnlabelled: false, hiddenObjects: new Set(),
   colorBy: 'rgb', rgb: null, height: null, intensity: null, visibleOnly: true, brushFraction: 0.03, timings: [],
-  warnedUnknown: false,
+  warnedUnknown: false, displayVersion: null, minimapImage: null,
 };
 const canvas = $('canvas');
 const renderer = new THREE.WebGLRenderer({ canvas, antialias: false, preserveDrawingBuffer: true });
@@ -75,7 +75,7 @@ const scene = new THREE.Scene();
 scene.background = new THREE.Color(0x1b1d21);
 const camera = new THREE.PerspectiveCamera(50, 1, 0.01, 100);
 const controls = new OrbitControls(camera, canvas);
-controls.addEventListener('change', render);
+controls.addEventListener('change', () => { render(); drawMinimap(); });
 const cloudGeometry = new THREE.BufferGeometry();
 const cloudMaterial = new THREE.PointsMaterial({ size: 2.5, sizeAttenuation: false, vertexColors: true });
 const markerGeometry = new THREE.BufferGeometry();
@@ -407,6 +407,7 @@ function targetText() {
 
 async function applyState(state) {
   ui.state = state;
+  if (state.display.version !== ui.displayVersion) await loadDisplay(state);
   if (state.revision !== ui.revision) {
     ui.view = new Int32Array(await getBinary('/api/view'));
     ui.revision = state.revision;
@@ -417,6 +418,7 @@ async function applyState(state) {
   updateShown();
   updatePanel();
   recolor();
+  drawMinimap();
   window.pointsam.state = state;
 }
 
@@ -424,7 +426,8 @@ function updatePanel() {
   const s = ui.state;
   const d = s.display;
   $('file').textContent = `${s.input}: ${d.total.toLocaleString()} points` +
-    (d.count < d.total ? ` (showing ${d.count.toLocaleString()})` : '');
+    (d.count < d.total ? ` (showing ${d.count.toLocaleString()}: ${d.lod ? 'an overview, full detail ' +
+      (d.focus ? 'around the work area' : 'after the first click') : 'a subset'})` : '');
   $('model').textContent = s.model ? `model: ${s.model}` : '';
   $('target').textContent = `Tools edit ${targetText()}` +
     (ui.selectedObject === null ? ' (select an object in the list to edit it instead).' : ' (click it in the list again to go back to the mask).');
@@ -642,6 +645,7 @@ function wire() {
   });
   $('edit-close').addEventListener('click', () => { closeEdit(); updatePanel(); recolor(); });
   $('export').addEventListener('click', () => exportLabels());
+  $('minimap').addEventListener('click', minimapClick);
   $('point-size').addEventListener('input', (e) => { cloudMaterial.size = Number(e.target.value); render(); });
   $('show-objects').addEventListener('change', (e) => { ui.showObjects = e.target.checked; recolor(); });
   $('up-axis').addEventListener('click', () => { ui.up = ui.up === 'z' ? 'y' : 'z'; resetView(); });
@@ -762,6 +766,103 @@ function hideSelected() {
 
 function toggleHelp() { $('help').hidden = !$('help').hidden; }
 
+// ------------------------------------------------------------------------------------ display copy
+
+// The drawn points (all of them, or a big scan's level of detail: a voxel overview plus full resolution
+// around the work area). Fetched at start and again whenever the server moves the full-resolution area.
+async function loadDisplay(state) {
+  const d = state.display;
+  ui.positions = new Float32Array(await getBinary('/api/cloud/positions'));
+  ui.indices = new Uint32Array(await getBinary('/api/cloud/indices'));
+  ui.rgb = d.has_color ? new Uint8Array(await getBinary('/api/cloud/colors')) : null;
+  ui.intensity = null;
+  if (d.has_intensity) {  // grey levels -> RGB triplets
+    const grey = new Uint8Array(await getBinary('/api/cloud/intensity'));
+    ui.intensity = new Uint8Array(3 * grey.length);
+    grey.forEach((v, i) => { ui.intensity[3 * i] = v; ui.intensity[3 * i + 1] = v; ui.intensity[3 * i + 2] = v; });
+  }
+  ui.height = heightColors();
+  ui.base = baseColors();
+  ui.displayVersion = d.version;
+  ui.revision = null;  // the view (owner + mask per drawn point) follows the drawn points
+  ui.shown = null;
+  ui.preview = null;
+  cloudGeometry.setIndex(null);
+  cloudGeometry.setAttribute('position', new THREE.BufferAttribute(ui.positions, 3));
+  cloudGeometry.setAttribute('color', new THREE.BufferAttribute(new Uint8Array(ui.positions.length), 3, true));
+  cloudGeometry.computeBoundingSphere();
+  drawMinimapPoints(d);
+}
+
+// The minimap (big scans only): the scan seen from above, the full-resolution area as a circle; a click
+// on it draws that place in full and turns the camera towards it.
+const MINIMAP_POINTS = 60000;
+function minimapAxes() { return ui.up === 'z' ? [0, 1] : [0, 2]; }
+function minimapScale(d) { const size = $('minimap').width; return [size, (0.5 * size) / (d.radius || 1)]; }
+
+function drawMinimapPoints(d) {
+  const map = $('minimap');
+  map.hidden = !d.lod;
+  if (!d.lod) return;
+  const [size, k] = minimapScale(d);
+  const [a, b] = minimapAxes();
+  const image = document.createElement('canvas');
+  image.width = image.height = size;
+  const g = image.getContext('2d');
+  g.fillStyle = '#111';
+  g.fillRect(0, 0, size, size);
+  const n = ui.positions.length / 3;
+  const step = Math.max(1, Math.floor(n / MINIMAP_POINTS));
+  for (let i = 0; i < n; i += step) {
+    const c = ui.base;
+    g.fillStyle = `rgb(${c[3 * i]},${c[3 * i + 1]},${c[3 * i + 2]})`;
+    g.fillRect(size / 2 + ui.positions[3 * i + a] * k, size / 2 - ui.positions[3 * i + b] * k, 1, 1);
+  }
+  ui.minimapImage = image;
+  drawMinimap();
+}
+
+function drawMinimap() {
+  const d = ui.state && ui.state.display;
+  if (!d || !d.lod || !ui.minimapImage) return;
+  const map = $('minimap');
+  const g = map.getContext('2d');
+  const [size, k] = minimapScale(d);
+  const [a, b] = minimapAxes();
+  g.drawImage(ui.minimapImage, 0, 0);
+  if (d.focus) {
+    g.strokeStyle = '#ffd400';
+    g.lineWidth = 2;
+    g.beginPath();
+    g.arc(size / 2 + d.focus.center[a] * k, size / 2 - d.focus.center[b] * k, Math.max(3, d.focus.radius * k), 0, 2 * Math.PI);
+    g.stroke();
+  }
+  const t = controls.target.toArray();
+  g.fillStyle = '#9cc3ff';
+  g.fillRect(size / 2 + t[a] * k - 3, size / 2 - t[b] * k - 3, 6, 6);
+}
+
+function minimapClick(e) {
+  const d = ui.state.display;
+  const rect = $('minimap').getBoundingClientRect();
+  const [size, k] = minimapScale(d);
+  const x = ((e.clientX - rect.left) * size) / rect.width;
+  const y = ((e.clientY - rect.top) * size) / rect.height;
+  const ground = [(x - size / 2) / k, (size / 2 - y) / k];
+  return act('/api/focus', { ground }, 'full detail here').then((state) => {
+    if (state && state.display.focus) lookAt(state.display.focus.center);
+  });
+}
+
+function lookAt(center) {  // move the orbit target (and the camera with it) onto `center`
+  const shift = new THREE.Vector3(...center).sub(controls.target);
+  controls.target.add(shift);
+  camera.position.add(shift);
+  controls.update();
+  render();
+  drawMinimap();
+}
+
 // --------------------------------------------------------------------------------------------- start
 
 async function start() {
@@ -780,28 +881,17 @@ async function start() {
     cloudIndices: () => Array.from(ui.indices),
     setBrush: (fraction) => { ui.brushFraction = fraction; showBrushSize(); },
     setVisibleOnly: (on) => { ui.visibleOnly = on; $('visible-only').checked = on; },
+    focusGround: (ground) => act('/api/focus', { ground }, 'full detail here'),
   };
   wire();
   const state = await getJSON('/api/state');
   ui.state = state;
   ui.up = state.display.up;
   document.title = `${state.input} · pointsam annotate`;
-  ui.positions = new Float32Array(await getBinary('/api/cloud/positions'));
-  ui.indices = new Uint32Array(await getBinary('/api/cloud/indices'));
-  ui.rgb = state.display.has_color ? new Uint8Array(await getBinary('/api/cloud/colors')) : null;
-  ui.height = heightColors();
-  ui.base = ui.rgb || ui.height;
-  if (state.display.has_intensity) {  // grey levels -> RGB triplets
-    const grey = new Uint8Array(await getBinary('/api/cloud/intensity'));
-    ui.intensity = new Uint8Array(3 * grey.length);
-    grey.forEach((v, i) => { ui.intensity[3 * i] = v; ui.intensity[3 * i + 1] = v; ui.intensity[3 * i + 2] = v; });
-  }
+  await loadDisplay(state);
   $('color-by').querySelector('option[value=rgb]').disabled = !ui.rgb;
   $('color-by').querySelector('option[value=intensity]').disabled = !ui.intensity;
-  if (!ui.rgb) { ui.colorBy = 'height'; $('color-by').value = 'height'; }
-  cloudGeometry.setAttribute('position', new THREE.BufferAttribute(ui.positions, 3));
-  cloudGeometry.setAttribute('color', new THREE.BufferAttribute(new Uint8Array(ui.positions.length), 3, true));
-  cloudGeometry.computeBoundingSphere();
+  if (!ui.rgb) { ui.colorBy = 'height'; $('color-by').value = 'height'; ui.base = baseColors(); }
   scene.add(new THREE.Points(cloudGeometry, cloudMaterial));
   scene.add(markers);
   resize();
