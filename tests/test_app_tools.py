@@ -125,7 +125,9 @@ def test_clicks_and_hand_edits_share_one_history(session, regions, predictor):
 
     obj = session.accept("left part", "part")
     assert np.array_equal(obj.indices, np.flatnonzero(again))
-    assert session.current_mask() is None and not session.state()["history"]
+    assert session.current_mask() is None  # the clicks and edits of the mask leave the history
+    described = f"accept object #{obj.id} (left part, part, {obj.indices.size} points)"
+    assert session.state()["history"] == [described]
 
 
 def test_edits_are_saved_and_resumed_exactly(session, regions, predictor, cloud):
@@ -194,8 +196,66 @@ def test_editing_accepted_objects_moves_exact_points_and_undoes_exactly(session,
     assert np.array_equal(session.objects[second.id].indices, core)
     with pytest.raises(InputError, match="no object with id 99"):
         session.edit(core, target=99)
-    session.delete_object(first.id)  # object edits leave the history with the object
-    assert not session.state()["history"]
+    session.delete_object(first.id)  # undoable too; the object edits before it stay in the history
+    assert session.state()["history"][-1].startswith(f"delete object #{first.id} (left, part")
+    session.undo()
+    assert np.array_equal(session.objects[first.id].indices, np.setdiff1d(left, core))
+    session.undo()  # the brush edit made before the delete: `left` whole again
+    assert np.array_equal(session.objects[first.id].indices, np.sort(left))
+
+
+def test_accept_and_delete_are_undoable_across_accepts_and_saved_at_once(session, regions):
+    left, core = regions
+    session.edit(left, tool="lasso")
+    first = session.accept("left", "part")
+    assert session.state()["history"] == [f"accept object #{first.id} (left, part, {left.size} points)"]
+    session.edit(core, tool="brush")
+    second = session.accept("core", "other", overlap="replace")  # takes core's points from `left`
+    taken = np.intersect1d(core, left)
+    assert np.array_equal(session.objects[first.id].indices, np.setdiff1d(left, core))
+    session.edit(left[:5], add=False, target=first.id, tool="brush")  # an object edit after both accepts
+
+    session.undo()  # the object edit
+    session.undo()  # the second accept: objects as before it, its mask is the current mask again
+    assert list(session.objects) == [first.id] and np.array_equal(session.objects[first.id].indices, left)
+    assert np.array_equal(np.flatnonzero(session.current_mask()), np.sort(core))
+    saved = json.loads(session.path.read_text())
+    assert [o["id"] for o in saved["objects"]] == [first.id] and saved["next_id"] == second.id
+    assert len(saved["pending"]) == 1  # the mask, saved as one exact edit
+    session.redo()  # accepted again, exactly
+    assert np.array_equal(session.objects[second.id].indices, core)
+    assert np.array_equal(session.objects[first.id].indices, np.setdiff1d(left, taken))
+    assert session.current_mask() is None and session.objects[second.id].label == "other"
+
+    session.delete_object(second.id)
+    assert second.id not in session.objects and (session.owner[core] == 0).all()
+    session.undo()
+    assert np.array_equal(session.objects[second.id].indices, core)
+    assert session.objects[second.id].name == "core"
+    owners = session.owner.copy()
+    for _ in range(3):  # accept #2, its mask, accept #1: nothing labelled, the first mask is back
+        session.undo()
+    assert not session.objects and (session.owner == 0).all()
+    assert np.array_equal(np.flatnonzero(session.current_mask()), np.sort(left))
+    for _ in range(3):
+        session.redo()
+    assert np.array_equal(session.owner, owners) and session.current_mask() is None
+    again = AnnotationSession.open(session.predictor, session.xyz, session.path)  # what was saved
+    assert np.array_equal(again.owner, owners)
+
+
+def test_the_object_history_keeps_the_newest_entries(session, regions, monkeypatch):
+    import pointsam.app.session as module
+
+    monkeypatch.setattr(module, "MAX_OBJECT_HISTORY", 3)
+    left, core = regions
+    for k in range(5):
+        session.edit(core[k::5], tool="brush")
+        session.accept(f"o{k}", "part")
+    assert len(session.state()["history"]) == 3
+    for _ in range(6):  # each accept, then the mask it gives back
+        session.undo()
+    assert sorted(session.objects) == [1, 2] and not session.state()["can_undo"]
 
 
 def test_grow_and_shrink_by_neighbours_are_exact(session, regions, cloud):

@@ -12,7 +12,10 @@ selection computed by the page, or `grow`/`shrink` by neighbours) to or from the
 accepted object. The current mask is the chosen candidate of the latest click with every mask edit of
 the history applied on top, in order (a later click re-decodes the model's part, the hand edits stay).
 Mask edits are saved with the pending clicks; edits of accepted objects change their saved point sets
-at once and can be undone until the next accept.
+at once. Accepting a mask and deleting an object are in the same history: undoing an accept gives the
+objects back as they were and the accepted mask back as the current mask (one exact edit), and edits of
+objects stay undoable across later accepts. The object history lasts for the session (the newest
+`MAX_OBJECT_HISTORY` entries); it is not saved, so a restarted session begins a new one.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ MAX_CLICKS = 100  # per mask: far more than any real refinement; bounds decode c
 MAX_OBJECT_ID = 2**30 - 1  # ids are int32 per point, and the page's view protocol uses bit 30 for the mask
 MAX_EDITS = 1000  # hand edits per mask: bounds the history kept in memory and in the sidecar
 EDIT_TOOLS = ("lasso", "box", "brush", "grow", "shrink", "select")
+MAX_OBJECT_HISTORY = 200  # undoable object edits, accepts and deletions kept in memory (oldest dropped)
 
 
 class Predictor(Protocol):
@@ -114,7 +118,25 @@ class ObjectEdit:
     tool: str = "select"
 
 
-HistoryEntry = Step | Edit | ObjectEdit
+@dataclass(frozen=True)
+class ObjectsChange:
+    """Accepting the mask or deleting an object, exactly undoable: the owners of `indices` before and
+    after, every touched object's (name, class) before and after (absent: no such object), `next_id`
+    before and after, and (an accept) the accepted mask, given back as the current mask by undo."""
+
+    kind: str  # "accept" or "delete"
+    target: int
+    indices: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    objects_before: dict[int, tuple[str, str]]
+    objects_after: dict[int, tuple[str, str]]
+    next_id: tuple[int, int]
+    mask: Edit | None = None
+
+
+HistoryEntry = Step | Edit | ObjectEdit | ObjectsChange
+OBJECT_ENTRIES = (ObjectEdit, ObjectsChange)  # history entries of accepted objects (not of the mask)
 
 
 @dataclass
@@ -365,6 +387,10 @@ class AnnotationSession:
         entry = self.steps.pop()
         if isinstance(entry, ObjectEdit):
             self._set_owners(entry.indices, entry.before)
+        elif isinstance(entry, ObjectsChange):
+            self._apply_objects(entry, forward=False)
+            if entry.mask is not None:  # the accepted mask is the current mask again
+                self.steps.append(entry.mask)
         self.redo_steps.append(entry)
         self._changed()
 
@@ -376,13 +402,17 @@ class AnnotationSession:
         entry = self.redo_steps.pop()
         if isinstance(entry, ObjectEdit):
             self._set_owners(entry.indices, entry.after)
+        elif isinstance(entry, ObjectsChange):
+            if entry.mask is not None:
+                self.steps = [e for e in self.steps if e is not entry.mask]
+            self._apply_objects(entry, forward=True)
         self.steps.append(entry)
         self._changed()
 
     @_atomic
     def clear(self) -> None:
         """Drop every click and hand edit of the mask being built (edits of accepted objects stay)."""
-        self.steps = [s for s in self.steps if isinstance(s, ObjectEdit)]
+        self.steps = [s for s in self.steps if isinstance(s, OBJECT_ENTRIES)]
         self.redo_steps.clear()
         self._changed()
 
@@ -412,6 +442,28 @@ class AnnotationSession:
             obj.indices = np.flatnonzero(self.owner == oid).astype(np.int64)
             self._encoded.pop(oid, None)
 
+    def _apply_objects(self, change: ObjectsChange, forward: bool) -> None:
+        """Put the objects and owners of `change` as they are after it (`forward`) or before it."""
+        meta = change.objects_after if forward else change.objects_before
+        for oid, (name, label) in meta.items():  # objects that exist on this side: (re)create, rename
+            if oid not in self.objects:
+                self.objects[oid] = LabelledObject(oid, name, label, np.zeros(0, np.int64))
+            self.objects[oid].name, self.objects[oid].label = name, label
+            self._use_class(label)
+        self._set_owners(change.indices, change.after if forward else change.before)
+        for oid in (set(change.objects_before) | set(change.objects_after)) - set(meta):
+            self.objects.pop(oid, None)
+            self._encoded.pop(oid, None)
+        self.next_id = change.next_id[1 if forward else 0]
+
+    def _push_object_entry(self, entry: ObjectEdit | ObjectsChange) -> None:
+        """Append an object-level entry; beyond MAX_OBJECT_HISTORY of them the oldest is forgotten."""
+        self.steps.append(entry)
+        kept = [e for e in self.steps if isinstance(e, OBJECT_ENTRIES)]
+        if len(kept) > MAX_OBJECT_HISTORY:
+            oldest = kept[0]
+            self.steps = [e for e in self.steps if e is not oldest]
+
     def _record_edit(self, sel: np.ndarray, add: bool, target, tool: str, save: bool) -> int:
         if target is None:
             if sum(isinstance(e, Edit) for e in self.steps) >= MAX_EDITS:
@@ -427,7 +479,7 @@ class AnnotationSession:
             entry = ObjectEdit(idx, owners[moving].copy(), np.full(idx.size, obj.id if add else 0, np.int32),
                                add, obj.id, tool)
             self._set_owners(entry.indices, entry.after)
-            self.steps.append(entry)
+            self._push_object_entry(entry)
             changed = int(idx.size)
         self.redo_steps.clear()
         self._changed(save)
@@ -508,27 +560,24 @@ class AnnotationSession:
                 indices = indices[~taken]
                 if indices.size == 0:
                     raise InputError("every point of the mask already belongs to an object")
-            else:
-                for other in ids.tolist():
-                    obj = self.objects[other]
-                    obj.indices = np.setdiff1d(obj.indices, indices, assume_unique=True)
-                    self._encoded.pop(other, None)
-                    if obj.indices.size == 0:
-                        del self.objects[other]
-        if stuff is not None:
-            obj = stuff
-            obj.indices = np.union1d(obj.indices, indices)
-            self._encoded.pop(obj.id, None)
-        else:
-            obj = LabelledObject(oid, name, label, indices)
-            self.objects[oid] = obj
-            self.next_id = oid + 1
-        self.owner[indices] = obj.id
-        self._use_class(label)
-        self.steps.clear()  # the mask is done: its clicks and edits (and object edits) leave the history
+        target = stuff.id if stuff is not None else oid
+        before = self.owner[indices].copy()
+        touched = (set(np.unique(before).tolist()) - {0}) | ({target} if stuff is not None else set())
+        objects_before = {i: (self.objects[i].name, self.objects[i].label) for i in touched}
+        objects_after = {i: v for i, v in objects_before.items()  # objects left without points go
+                         if i == target or (self.owner == i).sum() > (before == i).sum()}
+        objects_after[target] = (stuff.name, stuff.label) if stuff is not None else (name, label)
+        change = ObjectsChange("accept", target, indices, before, np.full(indices.size, target, np.int32),
+                               objects_before, objects_after,
+                               (self.next_id, self.next_id + (stuff is None)),
+                               mask=Edit(np.flatnonzero(mask).astype(np.int64), True, "select"))
+        self._apply_objects(change, forward=True)
+        # the mask is done: its clicks and edits leave the history (undo gives the mask back as one edit)
+        self.steps = [e for e in self.steps if isinstance(e, OBJECT_ENTRIES)]
+        self._push_object_entry(change)
         self.redo_steps.clear()
         self._changed()
-        return obj
+        return self.objects[target]
 
     def is_stuff(self, label: str) -> bool:
         """Stuff (no instances): every class in semantic mode, else classes marked so in the class map."""
@@ -570,14 +619,15 @@ class AnnotationSession:
 
     @_atomic
     def delete_object(self, oid) -> None:
-        """Delete an object; its points become unlabelled (its id is never reused). Hand edits of objects
-        leave the undo history, whose owners they would no longer describe."""
+        """Delete an object; its points become unlabelled (its id is never reused). Undoable."""
         obj = self._object(oid)
-        self.owner[obj.indices] = 0
-        del self.objects[obj.id]
-        self._encoded.pop(obj.id, None)
-        self.steps = [s for s in self.steps if not isinstance(s, ObjectEdit)]
-        self.redo_steps = [s for s in self.redo_steps if not isinstance(s, ObjectEdit)]
+        n = obj.indices.size
+        change = ObjectsChange("delete", obj.id, obj.indices.copy(), np.full(n, obj.id, np.int32),
+                               np.zeros(n, np.int32), {obj.id: (obj.name, obj.label)}, {},
+                               (self.next_id, self.next_id))
+        self._apply_objects(change, forward=True)
+        self._push_object_entry(change)
+        self.redo_steps.clear()
         self._changed()
 
     # ------------------------------------------------------------------------------- labels
@@ -628,7 +678,7 @@ class AnnotationSession:
             "objects": [{"id": o.id, "name": o.name, "class": o.label, "num_points": int(o.indices.size),
                          "points": self._points_text(o)}
                         for o in self.objects.values()],
-            "pending": [self._saved_entry(s) for s in self.steps if not isinstance(s, ObjectEdit)],
+            "pending": [self._saved_entry(s) for s in self.steps if not isinstance(s, OBJECT_ENTRIES)],
         }
 
     def _saved_entry(self, entry: Step | Edit):
@@ -688,6 +738,7 @@ class AnnotationSession:
             "can_undo": bool(self.steps),
             "can_redo": bool(self.redo_steps),
             "history": [_describe(s) for s in self.steps],
+            "mask_edits": sum(isinstance(s, Edit) for s in self.steps),
             "redo": [_describe(s) for s in self.redo_steps],
             "candidates": [] if step is None else [
                 {"score": round(float(s), 4), "num_points": int((lg > 0).sum())}
@@ -709,6 +760,9 @@ def _describe(entry: HistoryEntry) -> str:
     """A history entry in a few words, for the page's undo list."""
     if isinstance(entry, Step):
         return f"{'positive' if entry.click.positive else 'negative'} click on point {entry.click.index}"
+    if isinstance(entry, ObjectsChange):
+        name, label = (entry.objects_after if entry.kind == "accept" else entry.objects_before)[entry.target]
+        return f"{entry.kind} object #{entry.target} ({name}, {label}, {entry.indices.size} points)"
     verb = "add" if entry.add else "remove"
     where = "mask" if isinstance(entry, Edit) else f"object #{entry.target}"
     return f"{entry.tool}: {verb} {entry.indices.size} points ({where})"

@@ -448,7 +448,7 @@ function updatePanel() {
   $('cand').textContent = s.selected === null ? '' :
     `candidate ${s.selected + 1} of ${s.candidates.length} (score ${s.candidates[s.selected].score.toFixed(3)})`;
   $('mask-info').textContent = s.clicks.length || s.mask_points ?
-    `${s.clicks.length} click(s), ${s.history.length - s.clicks.length} edit(s) · mask: ${s.mask_points.toLocaleString()} points` +
+    `${s.clicks.length} click(s), ${s.mask_edits} edit(s) · mask: ${s.mask_points.toLocaleString()} points` +
     (s.last_decode_ms !== null ? ` · last decode ${Math.round(s.last_decode_ms)} ms` : '') : 'No clicks yet.';
   $('timings').replaceChildren(...ui.timings.map((t) => Object.assign(document.createElement('li'), { textContent: t })));
   $('name').placeholder = `object ${nextId()}`;
