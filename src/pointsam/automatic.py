@@ -30,7 +30,7 @@ from pointsam.errors import InputError
 from pointsam.modeling import PointSAM
 from pointsam.ops import farthest_point_sampling
 from pointsam.predictor import PointCloudPredictor
-from pointsam.preprocessing import as_numpy, check_xyz
+from pointsam.preprocessing import check_rgb, check_xyz
 from pointsam.utils.masks import mask_iou_matrix, mask_nms, stability_score
 
 # The mask utilities moved to pointsam.utils.masks; these names stay importable from here.
@@ -167,9 +167,7 @@ class AutomaticMaskGenerator:
         xyz = check_xyz(xyz)
         n_full = xyz.shape[0]
         if rgb is not None:
-            rgb = as_numpy(rgb, "rgb")
-            if rgb.ndim != 2 or rgb.shape != (n_full, 3):
-                raise InputError(f"rgb must have shape ({n_full}, 3) like xyz, got {rgb.shape}")
+            rgb = check_rgb(rgb, n_full)
         sample, nearest = self._working_cloud(xyz)
         if sample is None:
             work_xyz, work_rgb = xyz, rgb

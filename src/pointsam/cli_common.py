@@ -82,3 +82,39 @@ def load_model_from_args(args: argparse.Namespace, device=None):
 
     config = {"config": args.config} if args.config is not None else {}
     return load_model(args.checkpoint, device=device if device is not None else args.device, **config)
+
+
+def add_generator_arguments(parser, *, num_prompts: int, nms: float, max_masks: int | None,
+                            min_points_flag: str = "--min-mask-points") -> None:
+    """The `AutomaticMaskGenerator` options of `pointsam everything` and `pointsam eval --proposals`
+    (`parser`: a parser or an argument group; the defaults differ between the two commands)."""
+    parser.add_argument("--num-prompts", type=int, default=num_prompts,
+                        help=f"FPS prompt points (default {num_prompts}; the paper uses 1024 for scenes)")
+    parser.add_argument("--points-per-batch", type=int, default=64, help="prompts decoded together (64)")
+    parser.add_argument("--pred-iou-thresh", type=float, help="keep masks whose predicted IoU reaches this "
+                        "(default: the checkpoint's recommendation, else the paper's 0.7)")
+    parser.add_argument("--stability-thresh", type=float, help="keep masks whose stability reaches this "
+                        "(default: the checkpoint's recommendation, else the paper's 0.85)")
+    parser.add_argument("--nms-thresh", type=float, default=nms,
+                        help=f"point-set IoU above which a mask is a duplicate (default {nms})")
+    parser.add_argument(min_points_flag, type=int, default=20, dest="generator_min_points",
+                        help="drop masks with fewer points (default 20)")
+    parser.add_argument("--max-masks", type=int, default=max_masks,
+                        help="keep at most this many masks, best score first"
+                        + (f" (default {max_masks})" if max_masks else ""))
+    parser.add_argument("--max-points", type=int, default=100_000,
+                        help="down-sample bigger clouds to this many points, then propagate labels "
+                        "to every point by nearest neighbour (default 100000)")
+
+
+def generator_from_args(model, args: argparse.Namespace):
+    """The `AutomaticMaskGenerator` that `add_generator_arguments`' options describe."""
+    from pointsam.automatic import AutomaticMaskGenerator
+
+    return AutomaticMaskGenerator(
+        model, num_prompts=args.num_prompts, points_per_batch=args.points_per_batch,
+        pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
+        nms_iou_thresh=args.nms_thresh, min_mask_points=args.generator_min_points,
+        max_masks=args.max_masks, max_points=args.max_points,
+        num_patches=getattr(args, "num_patches", None), patch_size=getattr(args, "patch_size", None),
+    )

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pointsam.cli_common import add_common_arguments, load_model_from_args
+from pointsam.cli_common import (
+    add_common_arguments,
+    add_generator_arguments,
+    generator_from_args,
+    load_model_from_args,
+)
 from pointsam.errors import PointSAMError
 
 MESH_OUTPUTS = (".obj", ".glb")
@@ -208,19 +213,7 @@ def add_everything_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", type=Path, required=True,
                     help="output: .ply (input points + integer 'label' field), .npy (labels) or "
                     ".json (mask records with point indices)")
-    ev.add_argument("--num-prompts", type=int, default=256,
-                    help="FPS prompt points (default 256; the paper uses 1024 for scenes)")
-    ev.add_argument("--points-per-batch", type=int, default=64, help="prompts decoded together")
-    ev.add_argument("--pred-iou-thresh", type=float, help="keep masks whose predicted IoU reaches this "
-                    "(default: the checkpoint's recommendation, else the paper's 0.7)")
-    ev.add_argument("--stability-thresh", type=float, help="keep masks whose stability reaches this "
-                    "(default: the checkpoint's recommendation, else the paper's 0.85)")
-    ev.add_argument("--nms-thresh", type=float, default=0.7, help="point-set IoU for duplicates")
-    ev.add_argument("--min-mask-points", type=int, default=20)
-    ev.add_argument("--max-masks", type=int, help="keep at most this many masks (top score)")
-    ev.add_argument("--max-points", type=int, default=100_000,
-                    help="down-sample bigger clouds to this many points, then propagate labels "
-                    "to every point by nearest neighbour (default 100000)")
+    add_generator_arguments(ev, num_prompts=256, nms=0.7, max_masks=None)
     ev.add_argument("--num-patches", type=int, help="override the number of patches L")
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
     ev.add_argument("--mesh-samples", type=int, default=100_000)
@@ -242,7 +235,7 @@ def _records_json(records: list[dict]) -> list[dict]:
 
 def run_everything(args: argparse.Namespace) -> None:
     """Run the `everything` subcommand."""
-    from pointsam.automatic import AutomaticMaskGenerator, records_to_labels
+    from pointsam.automatic import records_to_labels
     from pointsam.io import read_point_cloud, write_labels
     from pointsam.io.writers import check_output
     from pointsam.utils.files import atomic_output, check_output_path
@@ -262,13 +255,7 @@ def run_everything(args: argparse.Namespace) -> None:
     if suffix != ".json":
         check_output(args.out, args.overwrite, source=cloud)
     model = load_model_from_args(args)
-    generator = AutomaticMaskGenerator(
-        model, num_prompts=args.num_prompts, points_per_batch=args.points_per_batch,
-        pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
-        nms_iou_thresh=args.nms_thresh, min_mask_points=args.min_mask_points,
-        max_masks=args.max_masks, max_points=args.max_points, num_patches=args.num_patches,
-        patch_size=args.patch_size,
-    )
+    generator = generator_from_args(model, args)
     start = time.perf_counter()
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if args.tile_size is None:

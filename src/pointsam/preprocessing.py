@@ -21,6 +21,7 @@ __all__ = [
     "Normalization",
     "as_numpy",
     "check_labels",
+    "check_rgb",
     "check_xyz",
     "colors_to_unit",
     "fit_unit_sphere",
@@ -120,6 +121,17 @@ def colors_to_unit(rgb, num_points: int | None = None) -> np.ndarray:
                 if lo >= 0 and hi <= 255 else "")
         raise InputError(f"float rgb must lie in [0, 1], found {lo:g}..{hi:g}{hint}")
     return arr.astype(np.float32)
+
+
+def check_rgb(rgb, num_points: int) -> np.ndarray:
+    """Colours for `num_points` points, checked (shape, dtype, range) but returned as given, not converted:
+    an (N, 3) array to keep (a big uint8 cloud is not copied); `InputError` saying what is wrong."""
+    arr = as_numpy(rgb, "rgb")
+    if arr.ndim != 2 or arr.shape != (num_points, 3):
+        raise InputError(f"rgb must have shape ({num_points}, 3) to match xyz, got {arr.shape}")
+    if arr.dtype != np.uint8:
+        colors_to_unit(arr, num_points)  # refuse bad colours now, not at the first click
+    return arr
 
 
 def rgb_to_uint8(rgb) -> np.ndarray:

@@ -7,7 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from pointsam.cli_common import add_common_arguments, load_model_from_args
+from pointsam.cli_common import (
+    add_common_arguments,
+    add_generator_arguments,
+    generator_from_args,
+    load_model_from_args,
+)
 
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,20 +41,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
                                  "segment-everything proposals, as in paper Sec. 5.2")
     prop.add_argument("--proposals", action="store_true",
                       help="evaluate AR / AR@25 / AR@50 of `pointsam everything` instead of clicks")
-    prop.add_argument("--num-prompts", type=int, default=1024, help="FPS prompts (default 1024)")
-    prop.add_argument("--points-per-batch", type=int, default=64, help="prompts decoded together (64)")
-    prop.add_argument("--pred-iou-thresh", type=float,
-                      help="keep proposals with at least this predicted IoU (default: the checkpoint's "
-                      "recommendation, else the paper's 0.7)")
-    prop.add_argument("--stability-thresh", type=float,
-                      help="keep proposals with at least this stability score (default: the checkpoint's "
-                      "recommendation, else the paper's 0.85)")
-    prop.add_argument("--nms-thresh", type=float, default=0.3, help="point-set NMS IoU (default 0.3)")
-    prop.add_argument("--min-proposal-points", type=int, default=20,
-                      help="drop proposals with fewer points (default 20)")
-    prop.add_argument("--max-masks", type=int, default=250, help="top proposals kept (default 250)")
-    prop.add_argument("--max-points", type=int, default=100_000,
-                      help="down-sample bigger clouds (default 100000)")
+    add_generator_arguments(prop, num_prompts=1024, nms=0.3, max_masks=250,
+                            min_points_flag="--min-proposal-points")
     prop.add_argument("--ignore-names", nargs="*", default=["floor", "undefined"],
                       help="ground-truth mask names left out (default: floor undefined)")
 
@@ -110,18 +103,11 @@ def run_eval(args: argparse.Namespace) -> None:
 def _run_proposals(args: argparse.Namespace, model, subset) -> None:
     import json
 
-    from pointsam.automatic import AutomaticMaskGenerator
     from pointsam.evaluation.proposals import evaluate_proposals
     from pointsam.utils.files import atomic_output
 
     json_path, md_path = args.out / "proposals.json", args.out / "proposals.md"
-    generator = AutomaticMaskGenerator(
-        model, num_prompts=args.num_prompts, points_per_batch=args.points_per_batch,
-        pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
-        nms_iou_thresh=args.nms_thresh, min_mask_points=args.min_proposal_points,
-        max_masks=args.max_masks, max_points=args.max_points, num_patches=args.num_patches,
-        patch_size=args.patch_size,
-    )
+    generator = generator_from_args(model, args)
     start = time.perf_counter()
     rows, pooled = evaluate_proposals(
         generator, subset, args.ignore_names,

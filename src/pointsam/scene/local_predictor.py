@@ -20,7 +20,13 @@ import torch
 from pointsam.errors import InputError
 from pointsam.modeling import PointSAM
 from pointsam.predictor import PointCloudPredictor
-from pointsam.preprocessing import as_numpy, check_labels, check_prompt_points, check_xyz, colors_to_unit
+from pointsam.preprocessing import (
+    as_numpy,
+    check_labels,
+    check_prompt_points,
+    check_rgb,
+    check_xyz,
+)
 from pointsam.scene.regions import Region, SpatialIndex
 
 #: Logit given to points outside the region that answered (mask False). Moderate on purpose: it
@@ -153,11 +159,7 @@ class LocalPredictor:
         xyz = check_xyz(xyz)
         n = xyz.shape[0]
         if rgb is not None:
-            rgb = as_numpy(rgb, "rgb")
-            if rgb.ndim != 2 or rgb.shape != (n, 3):
-                raise InputError(f"rgb must have shape ({n}, 3) like xyz, got {rgb.shape}")
-            if rgb.dtype != np.uint8:
-                colors_to_unit(rgb, n)  # refuse bad colours now, not at the first click
+            rgb = check_rgb(rgb, n)
         self.reset()
         say(f"indexing {n:,} points")
         self.index = SpatialIndex(xyz)
