@@ -118,3 +118,9 @@ def test_smoke_pipeline_evaluates_and_ships_with_thresholds(smoke):
     card = (work / "assets" / "MODEL_CARD.md").read_text()
     assert "| Faucet |" in card and "recall@50" in card and "(-0.25, 0.91, 0.1), returns" in card
     assert all(np.isfinite(v) and v > 0 for v in report["click_ms_10k"].values())
+    # the comparison with an earlier model (here: the same weights) on the same held-out data
+    tool.main(["--work", str(work), "--smoke", "--baseline", str(work / "model.safetensors"), "--ship"])
+    baseline = json.loads((work / "eval_baseline" / "report.json").read_text())
+    assert baseline["partnet"]["all"]["curve"] == report["partnet"]["all"]["curve"]
+    card = (work / "assets" / "MODEL_CARD.md").read_text()
+    assert "Against the first bundled model" in card and "| first model |" in card

@@ -54,25 +54,25 @@ def scene_note(report: dict, finetuned: bool) -> str:
 
 def comparison(report: dict, baseline: dict) -> str:
     """Markdown: the held-out figures of the shipped model next to those of `baseline` (same data)."""
-    def curve(r: dict, block: str) -> list[float]:
-        part = r["partnet"] if block == "partnet" else r["mobility"]["10000"]
-        return part["all"]["curve"]
+    def part_of(r: dict, block: str) -> dict:
+        mobility = r["mobility"].get("10000") or next(iter(r["mobility"].values()))  # the main size
+        return r["partnet"] if block == "partnet" else mobility
+
+    def cells(c: list[float]) -> str:
+        return " | ".join(f"{c[k - 1]:.1f}" if k <= len(c) else "" for k in ks)
 
     ks = (1, 2, 3, 5, 10)
     head = ("| held-out data | model | " + " | ".join(f"IoU@{k}" for k in ks)
             + " | IoU head picks best | oracle IoU@1 |\n|---|---|" + "---:|" * (len(ks) + 2))
     rows = []
-    blocks = (("partnet", "PartNet hierarchy, all masks"), ("mobility", "URDF links 10k, all masks"))
+    blocks = (("partnet", "PartNet hierarchy, all masks"), ("mobility", "URDF links, all masks"))
     for block, name in blocks:
         for label, r in (("first model", baseline), ("this model", report)):
-            part = r["partnet"] if block == "partnet" else r["mobility"]["10000"]
-            c = curve(r, block)
-            rows.append(f"| {name} | {label} | " + " | ".join(f"{c[k - 1]:.1f}" for k in ks)
+            part = part_of(r, block)
+            rows.append(f"| {name} | {label} | " + cells(part["all"]["curve"])
                         + f" | {part['all']['selection_accuracy']:.0f}% | {part['all']['iou1_oracle']:.1f} |")
     for label, r in (("first model", baseline), ("this model", report)):
-        c = r["scene"]["curve"]
-        rows.append(f"| ScanNet {r['held_out_scene']} (see note) | {label} | "
-                    + " | ".join(f"{c[k - 1]:.1f}" if k <= len(c) else "" for k in ks)
+        rows.append(f"| ScanNet {r['held_out_scene']} (see note) | {label} | " + cells(r["scene"]["curve"])
                     + f" | {r['scene']['selection_accuracy']:.0f}% | {r['scene']['iou1_oracle']:.1f} |")
     everything = ", ".join(
         f"{label}: recall@50 {r['everything']['AR@50']:.1f}% ({r['everything']['num_proposals']} segments, "
