@@ -3,6 +3,7 @@
     python benchmarks/bench_scene.py speed --points 1000000 5000000     # synthetic LAS scenes
     python benchmarks/bench_scene.py scannet-speed                     # the real ScanNet scene
     python benchmarks/bench_scene.py fidelity --clicks 5               # IoU@1/3/5, local vs global
+    python benchmarks/bench_scene.py segment --points 20000000         # `pointsam segment` end to end
 
 speed: a synthetic scene of many separated objects is written as LAS, then in a fresh process:
 open (read_large_cloud + spatial index), first mask, a click on another object (new region),
@@ -216,6 +217,51 @@ def run_fidelity(scenes: list[str], clicks: int, max_instances: int | None, mode
     return results
 
 
+def run_segment(points: list[int], objects_per_million: int, out_suffix: str) -> list[dict]:
+    """`pointsam segment SCENE.las --point x y z --out OUT` on a synthetic LAS scene, in a fresh process:
+    wall time from the command's start (model load, read, index, click, write), its peak RSS, and the
+    IoU of the written mask with the clicked object."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in points:
+            xyz, rgb, inst = separated_objects(n, max(16, objects_per_million * n // 1_000_000), seed=0)
+            las, out = Path(tmp) / f"scene_{n}.las", Path(tmp) / f"out_{n}{out_suffix}"
+            _write_las(las, xyz, rgb)
+            objects = np.unique(inst[inst >= 0])
+            click, gt = _object_click(xyz, inst, objects[len(objects) // 2])
+            del xyz, rgb
+            command = [sys.executable, "-m", "pointsam", "segment", str(las), "--point",
+                       *(f"{v + o:.3f}" for v, o in zip(click, (500_000.0, 4_000_000.0, 0.0), strict=True)),
+                       "--out", str(out)]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            t = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            if done.returncode != 0:
+                raise RuntimeError(f"pointsam segment failed: {done.stderr[-2000:]}")
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            mask = _written_mask(out)
+            row = {"n": n, "seconds": wall, "peak_rss_mb": max(peak, before) / 1024.0,
+                   "iou": _iou(mask, gt), "mask_points": int(mask.sum()), "out": out.suffix}
+            print(f"| {n:>10,} | {row['out']} | {wall:6.1f} | {row['peak_rss_mb']:7.0f} | {row['iou']:.2f} | "
+                  f"{row['mask_points']:,} |", flush=True)
+            rows.append(row)
+            del inst, gt
+    return rows
+
+
+def _written_mask(path: Path) -> np.ndarray:
+    """The `mask` field of a segment output (.npy: the mask itself; .las/.ply: its 'mask' field)."""
+    if path.suffix == ".npy":
+        return np.load(path).astype(bool).reshape(-1)
+    cloud = read_point_cloud(path)
+    return np.asarray(cloud.fields["mask"]).astype(bool)
+
+
+SEGMENT_HEADER = ("| points | output | seconds (end to end) | peak RSS MB | IoU | mask points |\n"
+                  "|---:|---|---:|---:|---:|---:|")
+
+
 FIDELITY_HEADER = ("| scene | points | mode | instances | IoU@1 | IoU@3 | IoU@5 | setup s | "
                    "first click s | later click s |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 
@@ -237,6 +283,10 @@ def main() -> None:
     child.add_argument("labels")
     child.add_argument("mode")
     child.add_argument("architecture", nargs="?", default="bundled")
+    sg = sub.add_parser("segment")
+    sg.add_argument("--points", type=int, nargs="+", default=[20_000_000])
+    sg.add_argument("--objects-per-million", type=int, default=200)
+    sg.add_argument("--out-suffix", default=".npy", choices=[".npy", ".las", ".ply"])
     fp = sub.add_parser("fidelity")
     fp.add_argument("--scenes", nargs="+", default=["scene0011_00", "scene0025_00", "scene0046_02"])
     fp.add_argument("--clicks", type=int, default=5)
@@ -250,6 +300,9 @@ def main() -> None:
     elif args.cmd == "speed":
         print(SPEED_HEADER)
         run_speed(args.points, args.objects_per_million, args.modes, args.architecture)
+    elif args.cmd == "segment":
+        print(SEGMENT_HEADER)
+        run_segment(args.points, args.objects_per_million, args.out_suffix)
     elif args.cmd == "scannet-speed":
         print(SPEED_HEADER)
         _print_speed(scannet_speed(args.modes))
