@@ -18,6 +18,9 @@ def test_voxel_overview_is_bounded_and_spread_over_the_scene():
     np.testing.assert_array_equal(voxel_overview(xyz[:100], 4000), np.arange(100))
     with pytest.raises(InputError):
         voxel_overview(xyz, 0)
+    # tuned on a sample: the same bound, and as many points (within 10%) as tuning on every point
+    sampled = voxel_overview(xyz, 4000, sample=8000)
+    assert sampled.size <= 4000 and sampled.size > 0.9 * picked.size
 
 
 def test_display_adds_every_point_near_the_work_area():
