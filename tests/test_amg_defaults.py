@@ -48,7 +48,23 @@ def test_model_metadata_attribute_and_plain_model():
 
 def test_bundled_model_gives_thresholds_in_range():
     got = amg_defaults()
-    assert set(PAPER_AMG_DEFAULTS) <= set(got) and all(0 <= v <= 1 for v in got.values())
+    assert set(PAPER_AMG_DEFAULTS) <= set(got) and all(0 <= got[k] <= 1 for k in PAPER_AMG_DEFAULTS)
+
+
+def test_recommended_size_and_grouping_reach_the_generator_and_user_values_win():
+    from pointsam.automatic import DEFAULT_MAX_POINTS, AutomaticMaskGenerator
+
+    model = tiny_model()
+    assert AutomaticMaskGenerator(model).max_points == DEFAULT_MAX_POINTS
+    model.metadata = amg_metadata({"pred_iou_thresh": 0.2, "max_points": 16384, "num_patches": 64,
+                                   "patch_size": 16})
+    gen = AutomaticMaskGenerator(model)
+    assert (gen.pred_iou_thresh, gen.max_points, gen.num_patches, gen.patch_size) == (0.2, 16384, 64, 16)
+    mine = AutomaticMaskGenerator(model, max_points=5000, num_patches=32, pred_iou_thresh=0.5)
+    assert (mine.pred_iou_thresh, mine.max_points, mine.num_patches, mine.patch_size) == (0.5, 5000, 32, None)
+    for bad in ({"max_points": 0}, {"num_patches": 2.5}, {"patch_size": True}):
+        with pytest.raises(InputError, match="positive integer"):
+            amg_metadata(bad)
 
 
 @pytest.mark.parametrize("text, message", [

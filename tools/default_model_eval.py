@@ -32,12 +32,16 @@ from pointsam.data.dataset import PointCloudDataset
 from pointsam.evaluation.proposals import evaluate_proposals
 from pointsam.predictor import PointCloudPredictor
 
-# `pointsam everything` defaults other than the thresholds (see pointsam.command)
-EVERYTHING = dict(num_prompts=256, points_per_batch=64, nms_iou_thresh=0.7, min_mask_points=20,
-                  max_points=100_000)
-SMOKE_EVERYTHING = dict(EVERYTHING, num_prompts=16, max_points=20_000)
-CALIBRATION_GRID = [(p, s) for p in (0.3, 0.45, 0.6, 0.7) for s in (0.6, 0.75, 0.85)]
+# `pointsam everything` defaults other than what a checkpoint recommends (see pointsam.command)
+EVERYTHING = dict(num_prompts=256, points_per_batch=64, nms_iou_thresh=0.7, min_mask_points=20)
+SMOKE_EVERYTHING = dict(EVERYTHING, num_prompts=16)
+CALIBRATION_GRID = [(p, s) for p in (0.1, 0.2, 0.3, 0.45, 0.6, 0.7) for s in (0.3, 0.45, 0.6, 0.75, 0.85)]
 SMOKE_GRID = [(0.3, 0.6), (0.7, 0.85)]
+# Working-cloud size and grouping tried by the calibration: the generic default (100k points, the
+# predictor's grouping), and the model's training size with 4x its patches (a whole room in 16k points:
+# finer masks than 128 patches give).
+CALIBRATION_SIZES = [{"max_points": 100_000}, {"max_points": 16_384, "num_patches": 512, "patch_size": 32}]
+SMOKE_SIZES = [{"max_points": 20_000}]
 
 
 def _val(folder: Path) -> PointCloudDataset:
@@ -69,7 +73,7 @@ class SweepGenerator(AutomaticMaskGenerator):
     at those thresholds: the filters act on each candidate alone, NMS runs after them)."""
 
     def __init__(self, model, loosest: dict, **kwargs) -> None:
-        super().__init__(model, **kwargs, **loosest)
+        super().__init__(model, **{**kwargs, **loosest})
         self.loosest = loosest
         self._cache: dict = {}
 
@@ -89,10 +93,12 @@ class SweepGenerator(AutomaticMaskGenerator):
 
 
 def everything_recall(model, clouds, thresholds: dict, smoke: bool = False, generator=None) -> dict:
-    """Pooled AR / AR@25 / AR@50 (%) of `pointsam everything`'s defaults with `thresholds`
-    (`generator`: a SweepGenerator to reuse, its thresholds set to these)."""
+    """Pooled AR / AR@25 / AR@50 (%) of `pointsam everything`'s defaults with `thresholds` (the two
+    thresholds, and optionally max_points / num_patches / patch_size); `generator`: a SweepGenerator
+    to reuse (made with the same size and grouping), its thresholds set to these."""
     if generator is None:
-        generator = AutomaticMaskGenerator(model, **(SMOKE_EVERYTHING if smoke else EVERYTHING), **thresholds)
+        base = SMOKE_EVERYTHING if smoke else EVERYTHING
+        generator = AutomaticMaskGenerator(model, **{**base, **thresholds})
     else:
         generator.pred_iou_thresh = thresholds["pred_iou_thresh"]
         generator.stability_score_thresh = thresholds["stability_score_thresh"]
@@ -111,13 +117,15 @@ def calibrate(work: Path, checkpoint: Path, smoke: bool = False) -> dict:
     points = SMOKE_GRID if smoke else CALIBRATION_GRID
     loosest = {"pred_iou_thresh": min(p for p, _ in points),
                "stability_score_thresh": min(s for _, s in points)}
-    sweep = SweepGenerator(model, loosest, **(SMOKE_EVERYTHING if smoke else EVERYTHING))
-    for pred, stab in points:
-        thresholds = {"pred_iou_thresh": pred, "stability_score_thresh": stab}
-        grid.append(everything_recall(model, scenes[:1] if smoke else scenes, thresholds, smoke, sweep))
-        print(f"calibrate {thresholds}: AR@50 {grid[-1]['AR@50']:.1f} AR@25 {grid[-1]['AR@25']:.1f} "
-              f"({grid[-1]['num_proposals']} proposals)", flush=True)
-    best = max(grid, key=lambda g: (g["AR@50"], g["AR@25"], *g["thresholds"].values()))
+    for size in SMOKE_SIZES if smoke else CALIBRATION_SIZES:
+        sweep = SweepGenerator(model, loosest, **(SMOKE_EVERYTHING if smoke else EVERYTHING), **size)
+        for pred, stab in points:
+            thresholds = {"pred_iou_thresh": pred, "stability_score_thresh": stab, **size}
+            grid.append(everything_recall(model, scenes[:1] if smoke else scenes, thresholds, smoke, sweep))
+            print(f"calibrate {thresholds}: AR@50 {grid[-1]['AR@50']:.1f} AR@25 {grid[-1]['AR@25']:.1f} "
+                  f"({grid[-1]['num_proposals']} proposals)", flush=True)
+    best = max(grid, key=lambda g: (g["AR@50"], g["AR@25"], g["thresholds"]["pred_iou_thresh"],
+                                    g["thresholds"]["stability_score_thresh"]))
     result = {"thresholds": best["thresholds"], "grid": grid, "calibrated_on": "training scenes"}
     (work / "amg.json").write_text(json.dumps(result, indent=1))
     return result
@@ -161,6 +169,19 @@ def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = 
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(report_markdown(report))
+    return report
+
+
+def reevaluate_everything(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = "eval") -> dict:
+    """Recompute only the `pointsam everything` recall of an existing report (after a new calibration)."""
+    path = work / out_name / "report.json"
+    report = json.loads(path.read_text())
+    model = load_model(checkpoint, device="cpu")
+    scene = list(PointCloudDataset(work / "data" / ("scannet_crops" if smoke else "scannet_eval")))[:1]
+    thresholds = json.loads((work / "amg.json").read_text())["thresholds"]
+    report["everything"] = everything_recall(model, scene, thresholds, smoke)
+    path.write_text(json.dumps(report, indent=1))
+    (work / out_name / "report.md").write_text(report_markdown(report))
     return report
 
 

@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--evaluate", action="store_true", help="held-out report of WORK/model.safetensors")
     ap.add_argument("--baseline", type=Path, default=None, metavar="WEIGHTS",
                     help="held-out report of these weights (their own thresholds) into WORK/eval_baseline")
+    ap.add_argument("--everything-only", action="store_true",
+                    help="with --evaluate: recompute only the everything recall of WORK/eval/report.json")
     ap.add_argument("--ship", action="store_true", help="copy the weights + model card into the package")
     args = ap.parse_args(argv)
     if args.threads:
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         init = args.init or (FINETUNE_INIT if args.finetune and not args.resume else None)
         train(args.work, folders, args.smoke, args.resume, args.max_steps, init, args.finetune)
         return
-    from default_model_eval import calibrate, evaluate, report_markdown
+    from default_model_eval import calibrate, evaluate, reevaluate_everything, report_markdown
 
     weights = args.work / MODEL_FILE
     if args.baseline:
@@ -229,7 +231,9 @@ def main(argv: list[str] | None = None) -> None:
         print(report_markdown(evaluate(args.work, args.baseline, args.smoke, "eval_baseline", own)))
     if args.calibrate:
         print("thresholds", calibrate(args.work, weights, args.smoke)["thresholds"])
-    if args.evaluate:
+    if args.evaluate and args.everything_only:
+        print(report_markdown(reevaluate_everything(args.work, weights, args.smoke)))
+    elif args.evaluate:
         print(report_markdown(evaluate(args.work, weights, args.smoke)))
     if args.ship:
         ship(args.work, args.smoke)

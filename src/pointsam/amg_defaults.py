@@ -1,11 +1,12 @@
-"""Segment-everything thresholds recommended by a checkpoint (its "pointsam_amg" metadata).
+"""Segment-everything settings recommended by a checkpoint (its "pointsam_amg" metadata).
 
 A model's predicted IoUs and stability scores are calibrated by its training: the paper's defaults
 suit the official weights, while a small model may need lower ones. A checkpoint may therefore store
 its recommended `AutomaticMaskGenerator` thresholds as JSON under the safetensors metadata key
-`pointsam_amg`, e.g. ``{"pred_iou_thresh": 0.5, "stability_score_thresh": 0.7}``. `amg_defaults`
-reads them and fills what is missing with the paper's defaults; explicit user values always win
-(the caller applies them on top).
+`pointsam_amg`, e.g. ``{"pred_iou_thresh": 0.5, "stability_score_thresh": 0.7}``, and the size it
+works best at: ``max_points`` (the working cloud's size) and ``num_patches`` / ``patch_size`` (its
+grouping). `amg_defaults` reads them and fills the missing thresholds with the paper's defaults;
+explicit user values always win (the caller applies them on top).
 """
 
 from __future__ import annotations
@@ -18,25 +19,33 @@ from typing import Any
 
 from pointsam.errors import CheckpointError, InputError
 
-__all__ = ["AMG_KEYS", "AMG_METADATA_KEY", "PAPER_AMG_DEFAULTS", "amg_defaults", "amg_metadata",
-           "parse_amg_metadata", "write_amg_metadata"]
+__all__ = ["AMG_INT_KEYS", "AMG_KEYS", "AMG_METADATA_KEY", "PAPER_AMG_DEFAULTS", "amg_defaults",
+           "amg_metadata", "parse_amg_metadata", "write_amg_metadata"]
 
 AMG_METADATA_KEY = "pointsam_amg"
 #: The paper's / official segment-everything defaults, as `AutomaticMaskGenerator` keywords.
 PAPER_AMG_DEFAULTS: dict[str, float] = {"pred_iou_thresh": 0.7, "stability_score_thresh": 0.85}
-#: Keys a checkpoint may recommend: the thresholds in [0, 1] of `AutomaticMaskGenerator`.
+#: Keys a checkpoint may recommend: the thresholds in [0, 1] of `AutomaticMaskGenerator`...
 AMG_KEYS = ("pred_iou_thresh", "stability_score_thresh", "nms_iou_thresh")
+#: ... and its working-cloud size and grouping (positive integers).
+AMG_INT_KEYS = ("max_points", "num_patches", "patch_size")
 
 
 def _check(values: Any, where: str, error: type[Exception]) -> dict[str, float]:
-    """Validate a mapping of AMG_KEYS to numbers in [0, 1]; return it as floats."""
+    """Validate a mapping of AMG_KEYS to numbers in [0, 1] (floats) and AMG_INT_KEYS to positive
+    integers; return it."""
     if not isinstance(values, Mapping):
         raise error(f"{where}: expected a JSON object of thresholds, got {values!r}")
-    unknown = sorted(set(values) - set(AMG_KEYS))
+    unknown = sorted(set(values) - set(AMG_KEYS) - set(AMG_INT_KEYS))
     if unknown:
-        raise error(f"{where}: unknown keys {unknown}; known: {list(AMG_KEYS)}")
+        raise error(f"{where}: unknown keys {unknown}; known: {list(AMG_KEYS + AMG_INT_KEYS)}")
     out = {}
     for key, value in values.items():
+        if key in AMG_INT_KEYS:
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31:
+                raise error(f"{where}: {key} must be a positive integer, got {value!r}")
+            out[key] = int(value)
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
                 or not 0.0 <= value <= 1.0:
             raise error(f"{where}: {key} must be a number in [0, 1], got {value!r}")

@@ -56,6 +56,9 @@ def records_to_labels(records: Sequence[dict[str, Any]], num_points: int) -> np.
     return out
 
 
+DEFAULT_MAX_POINTS = 100_000  # working-cloud size unless the caller or the checkpoint says otherwise
+
+
 def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
@@ -83,7 +86,9 @@ class AutomaticMaskGenerator:
     index of the click), "prompt_point" (its xyz), "candidate" (which of the 3 multimask outputs),
     "num_points". A candidate is kept when predicted IoU >= pred_iou_thresh, stability >=
     stability_score_thresh and its full-cloud size >= min_mask_points (and > 0). The predictor's
-    current cloud is replaced by `generate`.
+    current cloud is replaced by `generate`. Thresholds, `max_points` and the grouping left as None
+    are the checkpoint's recommendation (`pointsam.amg_defaults`), else the paper's thresholds, 100,000
+    points and the predictor's grouping.
     """
 
     def __init__(
@@ -97,7 +102,7 @@ class AutomaticMaskGenerator:
         nms_iou_thresh: float = 0.7,
         min_mask_points: int = 20,
         max_masks: int | None = None,
-        max_points: int = 100_000,
+        max_points: int | None = None,
         num_patches: int | None = None,
         patch_size: int | None = None,
         seed: int = 0,
@@ -113,14 +118,18 @@ class AutomaticMaskGenerator:
             )
         self.num_prompts = _check_int("num_prompts", num_prompts, 1)
         self.points_per_batch = _check_int("points_per_batch", points_per_batch, 1)
-        if pred_iou_thresh is None or stability_score_thresh is None:
-            from pointsam.amg_defaults import amg_defaults  # the checkpoint's, else the paper's
+        from pointsam.amg_defaults import amg_defaults  # the checkpoint's, else the paper's
 
-            model = getattr(predictor_or_model, "model", predictor_or_model)
-            recommended = amg_defaults(model if hasattr(model, "metadata") else {})
-            pred_iou_thresh = recommended["pred_iou_thresh"] if pred_iou_thresh is None else pred_iou_thresh
-            if stability_score_thresh is None:
-                stability_score_thresh = recommended["stability_score_thresh"]
+        model = getattr(predictor_or_model, "model", predictor_or_model)
+        recommended = amg_defaults(model if hasattr(model, "metadata") else {})
+        if pred_iou_thresh is None:
+            pred_iou_thresh = recommended["pred_iou_thresh"]
+        if stability_score_thresh is None:
+            stability_score_thresh = recommended["stability_score_thresh"]
+        if max_points is None:
+            max_points = int(recommended.get("max_points", DEFAULT_MAX_POINTS))
+        if num_patches is None and patch_size is None and "num_patches" in recommended:
+            num_patches, patch_size = int(recommended["num_patches"]), recommended.get("patch_size")
         self.pred_iou_thresh = _check_unit("pred_iou_thresh", pred_iou_thresh)
         self.stability_score_thresh = _check_unit("stability_score_thresh", stability_score_thresh)
         if isinstance(stability_score_offset, bool) or not isinstance(

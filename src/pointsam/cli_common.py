@@ -102,9 +102,10 @@ def add_generator_arguments(parser, *, num_prompts: int, nms: float, max_masks: 
     parser.add_argument("--max-masks", type=int, default=max_masks,
                         help="keep at most this many masks, best score first"
                         + (f" (default {max_masks})" if max_masks else ""))
-    parser.add_argument("--max-points", type=int, default=100_000,
+    parser.add_argument("--max-points", type=int, default=None,
                         help="down-sample bigger clouds to this many points, then propagate labels "
-                        "to every point by nearest neighbour (default 100000)")
+                        "to every point by nearest neighbour (default: the checkpoint's recommendation, "
+                        "else 100000)")
 
 
 def generator_from_args(model, args: argparse.Namespace):
