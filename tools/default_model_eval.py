@@ -18,6 +18,7 @@ from default_model_recipe import (
     EVAL_CLICKS,
     EVAL_DENSITIES,
     EVAL_SCENE,
+    EVAL_STRIDE,
     SCENE_CLICKS,
     SMOKE_CLICKS,
     SMOKE_EVAL_DENSITIES,
@@ -132,10 +133,11 @@ def calibrate(work: Path, checkpoint: Path, smoke: bool = False) -> dict:
 
 
 def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = "eval",
-             thresholds: dict | None = None) -> dict:
+             thresholds: dict | None = None, densities: tuple[int, ...] | None = None) -> dict:
     """The held-out report (see the module docstring); also written to WORK/<out_name>/report.json.
 
-    `thresholds`: the everything thresholds to use (default: WORK/amg.json, else the checkpoint's)."""
+    `thresholds`: the everything settings to use (default: WORK/amg.json, else the checkpoint's);
+    `densities`: the URDF point counts to evaluate (default: the recipe's)."""
     data = work / "data"
     model = load_model(checkpoint, device="cpu")
     clicks = SMOKE_CLICKS if smoke else EVAL_CLICKS
@@ -144,10 +146,12 @@ def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = 
     start = time.perf_counter()
     report["partnet"] = by_category(collect(model, _val(data / "partnet"), clicks))
     report["mobility"] = {}
-    for n in SMOKE_EVAL_DENSITIES if smoke else EVAL_DENSITIES:
+    for n in SMOKE_EVAL_DENSITIES if smoke else densities or EVAL_DENSITIES:
         # 10k points: the main table (every click); other sizes: the first 10 clicks
         k = clicks if n == 10_000 or smoke else min(clicks, 10)
-        report["mobility"][str(n)] = by_category(collect(model, _val(data / f"mobility_{n}"), k))
+        stride = 1 if smoke else EVAL_STRIDE.get(n, 1)
+        clouds = [c for i, c in enumerate(_val(data / f"mobility_{n}")) if i % stride == 0]
+        report["mobility"][str(n)] = {**by_category(collect(model, clouds, k)), "clouds": len(clouds)}
         print(f"evaluated mobility_{n} ({time.perf_counter() - start:.0f} s)", flush=True)
     # --smoke: a crop instead of the 200k-point scene, whose large-cloud grouping takes minutes
     scene = list(PointCloudDataset(data / ("scannet_crops" if smoke else "scannet_eval")))[:1]
@@ -215,7 +219,8 @@ def report_markdown(report: dict) -> str:
              f"{', '.join(report['held_out_categories'])})", "", category_table(report["partnet"], ks), ""]
     for n, block in report["mobility"].items():
         parts += [f"**URDF link meshes sampled at {int(n):,} points: object, semantic-group, link and "
-                  "link-part masks**", "", category_table(block, ks), ""]
+                  f"link-part masks** ({block.get('clouds', '')} held-out objects)", "",
+                  category_table(block, ks), ""]
     s, e = report["scene"], report["everything"]
     parts += [f"**ScanNet {report['held_out_scene']} (held out), every instance, {len(s['curve'])} clicks** "
               f"(grouping {report['scene_grouping'][0]} x {report['scene_grouping'][1]}): "

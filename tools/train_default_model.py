@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--evaluate", action="store_true", help="held-out report of WORK/model.safetensors")
     ap.add_argument("--baseline", type=Path, default=None, metavar="WEIGHTS",
                     help="held-out report of these weights (their own thresholds) into WORK/eval_baseline")
+    ap.add_argument("--eval-densities", type=int, nargs="+", default=None, metavar="N",
+                    help="with --baseline: the URDF point counts to evaluate (default: the recipe's)")
     ap.add_argument("--everything-only", action="store_true",
                     help="with --evaluate: recompute only the everything recall of WORK/eval/report.json")
     ap.add_argument("--ship", action="store_true", help="copy the weights + model card into the package")
@@ -228,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
         from pointsam.amg_defaults import amg_defaults
 
         own = {k: v for k, v in amg_defaults(args.baseline).items() if k != "nms_iou_thresh"}
-        print(report_markdown(evaluate(args.work, args.baseline, args.smoke, "eval_baseline", own)))
+        print(report_markdown(evaluate(args.work, args.baseline, args.smoke, "eval_baseline", own,
+                                       densities=tuple(args.eval_densities or ()) or None)))
     if args.calibrate:
         print("thresholds", calibrate(args.work, weights, args.smoke)["thresholds"])
     if args.evaluate and args.everything_only:
