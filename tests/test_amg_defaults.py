@@ -62,6 +62,15 @@ def test_recommended_size_and_grouping_reach_the_generator_and_user_values_win()
     assert (gen.pred_iou_thresh, gen.max_points, gen.num_patches, gen.patch_size) == (0.2, 16384, 64, 16)
     mine = AutomaticMaskGenerator(model, max_points=5000, num_patches=32, pred_iou_thresh=0.5)
     assert (mine.pred_iou_thresh, mine.max_points, mine.num_patches, mine.patch_size) == (0.5, 5000, 32, None)
+    # the recommended grouping is for a working cloud of max_points: smaller ones get fewer patches
+    assert gen._grouping(16384) == (64, 16) and gen._grouping(8192) == (32, 16)
+    assert gen._grouping(2000) == (32, 16)  # never fewer than the model's own 32
+    assert gen._grouping(40) == (20, 16)  # a tiny cloud: at most half its points
+    assert mine._grouping(100) == (32, None)  # the user's grouping is used as given
+    import numpy as np
+
+    xyz = np.random.default_rng(0).normal(size=(3000, 3)).astype(np.float32)
+    assert isinstance(gen.generate(xyz), list) and gen.predictor.num_patches == 32
     for bad in ({"max_points": 0}, {"num_patches": 2.5}, {"patch_size": True}):
         with pytest.raises(InputError, match="positive integer"):
             amg_metadata(bad)

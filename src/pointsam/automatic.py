@@ -128,7 +128,10 @@ class AutomaticMaskGenerator:
             stability_score_thresh = recommended["stability_score_thresh"]
         if max_points is None:
             max_points = int(recommended.get("max_points", DEFAULT_MAX_POINTS))
-        if num_patches is None and patch_size is None and "num_patches" in recommended:
+        # A recommended grouping is for a working cloud of `max_points`: smaller clouds get patches in
+        # proportion (never fewer than the model's own), see `_grouping`.
+        self._scaled_grouping = num_patches is None and patch_size is None and "num_patches" in recommended
+        if self._scaled_grouping:
             num_patches, patch_size = int(recommended["num_patches"]), recommended.get("patch_size")
         self.pred_iou_thresh = _check_unit("pred_iou_thresh", pred_iou_thresh)
         self.stability_score_thresh = _check_unit("stability_score_thresh", stability_score_thresh)
@@ -161,6 +164,16 @@ class AutomaticMaskGenerator:
         nearest[sample] = np.arange(sample.size)  # a sample maps to itself, even with duplicates
         return sample, nearest
 
+    def _grouping(self, n: int) -> tuple[int | None, int | None]:
+        """Patches for a working cloud of `n` points: as given, or the checkpoint's recommendation
+        scaled to the cloud (patches per point as at `max_points`, at least the model's own count)."""
+        if not self._scaled_grouping:
+            return self.num_patches, self.patch_size
+        own = self.predictor.model.config.num_patches
+        scaled = int(round(self.num_patches * n / self.max_points))
+        num_patches = max(min(self.num_patches, scaled), min(own, self.num_patches))
+        return min(num_patches, max(3, n // 2)), min(self.patch_size or n, n)
+
     def _prompt_rows(self, coords: torch.Tensor) -> np.ndarray:
         """FPS prompt rows over the working cloud (duplicates from exhausted FPS removed)."""
         n = coords.shape[1]
@@ -186,8 +199,8 @@ class AutomaticMaskGenerator:
             work_xyz, work_rgb = xyz[sample], None if rgb is None else rgb[sample]
             weights = np.bincount(nearest, minlength=sample.size).astype(np.float64)
         pred = self.predictor
-        pred.set_point_cloud(work_xyz, work_rgb, num_patches=self.num_patches,
-                             patch_size=self.patch_size, progress=say)
+        num_patches, patch_size = self._grouping(work_xyz.shape[0])
+        pred.set_point_cloud(work_xyz, work_rgb, num_patches=num_patches, patch_size=patch_size, progress=say)
         coords = pred.embedding.coords  # [1, n, 3] normalized
         rows = self._prompt_rows(coords)
         say(f"decoding {rows.size} prompts, {self.points_per_batch} at a time")
