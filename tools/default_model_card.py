@@ -72,12 +72,14 @@ def comparison(report: dict, baseline: dict) -> str:
             rows.append(f"| {name} | {label} | " + cells(part["all"]["curve"])
                         + f" | {part['all']['selection_accuracy']:.0f}% | {part['all']['iou1_oracle']:.1f} |")
     for label, r in (("first model", baseline), ("this model", report)):
+        if "scene" not in r:
+            continue
         rows.append(f"| ScanNet {r['held_out_scene']} (see note) | {label} | " + cells(r["scene"]["curve"])
                     + f" | {r['scene']['selection_accuracy']:.0f}% | {r['scene']['iou1_oracle']:.1f} |")
     everything = ", ".join(
         f"{label}: recall@50 {r['everything']['AR@50']:.1f}% ({r['everything']['num_proposals']} segments, "
-        f"thresholds {r['everything']['thresholds']})"
-        for label, r in (("first model", baseline), ("this model", report)))
+        f"settings {r['everything']['thresholds']})"
+        for label, r in (("first model", baseline), ("this model", report)) if r.get("everything"))
     return head + "\n" + "\n".join(rows) + f"\n\n`pointsam everything` on the scene: {everything}.\n"
 
 

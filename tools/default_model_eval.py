@@ -132,42 +132,89 @@ def calibrate(work: Path, checkpoint: Path, smoke: bool = False) -> dict:
     return result
 
 
+class Sections:
+    """Report sections computed once per checkpoint and kept as JSON files, so that an interrupted
+    evaluation resumes, and several processes (`only`: the sections this one computes) share the work."""
+
+    def __init__(self, folder: Path, checkpoint: Path, only: tuple[str, ...] | None) -> None:
+        self.folder, self.only, self.missing = folder, only, []
+        stat = Path(checkpoint).stat()
+        self.key = f"{Path(checkpoint).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, name: str, compute):
+        path = self.folder / f"{name}.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("checkpoint") == self.key:
+                return saved["value"]
+        if self.only is not None and name not in self.only:
+            self.missing.append(name)
+            return None
+        start = time.perf_counter()
+        value = compute()
+        path.write_text(json.dumps({"checkpoint": self.key, "value": value}))
+        print(f"evaluated {name} ({time.perf_counter() - start:.0f} s)", flush=True)
+        return value
+
+
 def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = "eval",
-             thresholds: dict | None = None, densities: tuple[int, ...] | None = None) -> dict:
+             thresholds: dict | None = None, densities: tuple[int, ...] | None = None,
+             only: tuple[str, ...] | None = None) -> dict:
     """The held-out report (see the module docstring); also written to WORK/<out_name>/report.json.
 
     `thresholds`: the everything settings to use (default: WORK/amg.json, else the checkpoint's);
-    `densities`: the URDF point counts to evaluate (default: the recipe's)."""
+    `densities`: the URDF point counts to evaluate (default: the recipe's); `only`: compute just these
+    sections (partnet, mobility_N, scene, everything, click_ms) and leave the report to a later run."""
     data = work / "data"
     model = load_model(checkpoint, device="cpu")
     clicks = SMOKE_CLICKS if smoke else EVAL_CLICKS
     report: dict = {"checkpoint": str(checkpoint), "held_out_categories": list(VAL_CATEGORIES),
                     "held_out_scene": EVAL_SCENE, "clicks": clicks}
     start = time.perf_counter()
-    report["partnet"] = by_category(collect(model, _val(data / "partnet"), clicks))
-    report["mobility"] = {}
-    for n in SMOKE_EVAL_DENSITIES if smoke else densities or EVAL_DENSITIES:
+    cache = Sections(work / out_name / "sections", checkpoint, only)
+
+    def partnet() -> dict:
+        return by_category(collect(model, _val(data / "partnet"), clicks))
+
+    def mobility(n: int) -> dict:
         # 10k points: the main table (every click); other sizes: the first 10 clicks
         k = clicks if n == 10_000 or smoke else min(clicks, 10)
         stride = 1 if smoke else EVAL_STRIDE.get(n, 1)
         clouds = [c for i, c in enumerate(_val(data / f"mobility_{n}")) if i % stride == 0]
-        report["mobility"][str(n)] = {**by_category(collect(model, clouds, k)), "clouds": len(clouds)}
-        print(f"evaluated mobility_{n} ({time.perf_counter() - start:.0f} s)", flush=True)
+        return {**by_category(collect(model, clouds, k)), "clouds": len(clouds)}
+
     # --smoke: a crop instead of the 200k-point scene, whose large-cloud grouping takes minutes
     scene = list(PointCloudDataset(data / ("scannet_crops" if smoke else "scannet_eval")))[:1]
-    predictor = PointCloudPredictor(model)
-    predictor.set_point_cloud(scene[0].xyz, scene[0].rgb)
-    report["scene_grouping"] = [predictor.num_patches, predictor.patch_size]
-    limit = 4 if smoke else 0
-    scene_arrays = collect(model, scene, SCENE_CLICKS, max_masks=limit)
-    report["scene"] = summarize(scene_arrays)
-    print(f"evaluated {EVAL_SCENE} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    def scene_clicks() -> dict:
+        predictor = PointCloudPredictor(model)
+        predictor.set_point_cloud(scene[0].xyz, scene[0].rgb)
+        arrays = collect(model, scene, SCENE_CLICKS, max_masks=4 if smoke else 0, batch=2)
+        return {"grouping": [predictor.num_patches, predictor.patch_size], **summarize(arrays)}
+
     amg_file = work / "amg.json"
     if thresholds is None:
         thresholds = (json.loads(amg_file.read_text())["thresholds"] if amg_file.is_file()
                       else {k: v for k, v in amg_defaults(checkpoint).items() if k != "nms_iou_thresh"})
-    report["everything"] = everything_recall(model, scene, thresholds, smoke)
-    report["click_ms_10k"] = click_time_ms(model, repeats=3 if smoke else 20)
+    report["partnet"] = cache.get("partnet", partnet)
+    report["mobility"] = {}
+    for n in SMOKE_EVAL_DENSITIES if smoke else densities or EVAL_DENSITIES:
+        report["mobility"][str(n)] = cache.get(f"mobility_{n}", lambda n=n: mobility(n))
+    scene_block = cache.get("scene", scene_clicks)
+    report["everything"] = cache.get("everything", lambda: everything_recall(model, scene, thresholds, smoke))
+    report["click_ms_10k"] = cache.get("click_ms", lambda: click_time_ms(model, repeats=3 if smoke else 20))
+    missing = cache.missing
+    if missing:  # a partial report (no Markdown): what this run and earlier ones computed
+        print(f"sections left for another run: {', '.join(missing)}", flush=True)
+        partial = {k: v for k, v in report.items() if v is not None}
+        partial["mobility"] = {n: v for n, v in report["mobility"].items() if v is not None}
+        if scene_block is not None:
+            partial["scene"] = {k: v for k, v in scene_block.items() if k != "grouping"}
+        (work / out_name / "report.json").write_text(json.dumps({**partial, "partial": missing}, indent=1))
+        return partial
+    report["scene_grouping"] = scene_block.pop("grouping")
+    report["scene"] = scene_block
     report["seconds"] = round(time.perf_counter() - start, 1)
     out = work / out_name
     out.mkdir(parents=True, exist_ok=True)

@@ -98,10 +98,11 @@ def diagnose_batch(model, cloud, gt: torch.Tensor, clicks: int, variants: bool =
 
 
 def collect(model, clouds, clicks: int, limit: int = 0, variants: bool = True,
-            max_masks: int = 0, **grouping) -> dict[str, np.ndarray]:
+            max_masks: int = 0, batch: int = MASKS_PER_BATCH, **grouping) -> dict[str, np.ndarray]:
     """`diagnose_batch` over every non-empty mask of `clouds`; arrays per mask, plus its "category".
 
-    limit: clouds (0: all); max_masks: masks per cloud (0: all); grouping: num_patches / patch_size.
+    limit: clouds (0: all); max_masks: masks per cloud (0: all); batch: masks decoded together (fewer
+    for big clouds: memory grows with masks x points); grouping: num_patches / patch_size.
     """
     predictor = PointCloudPredictor(model)
     acc: dict[str, list[np.ndarray]] = {}
@@ -113,8 +114,8 @@ def collect(model, clouds, clicks: int, limit: int = 0, variants: bool = True,
         dense = torch.from_numpy(cloud.dense_masks())
         keep = dense.any(dim=1)
         dense = dense[keep][: max_masks or None]
-        for start in range(0, dense.shape[0], MASKS_PER_BATCH):
-            gt = dense[start:start + MASKS_PER_BATCH]
+        for start in range(0, dense.shape[0], batch):
+            gt = dense[start:start + batch]
             res = diagnose_batch(model, predictor.embedding, gt, clicks, variants)
             res["category"] = np.array([cloud.category] * gt.shape[0])
             for k, v in res.items():

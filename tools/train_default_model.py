@@ -209,6 +209,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="held-out report of these weights (their own thresholds) into WORK/eval_baseline")
     ap.add_argument("--eval-densities", type=int, nargs="+", default=None, metavar="N",
                     help="with --baseline: the URDF point counts to evaluate (default: the recipe's)")
+    ap.add_argument("--sections", nargs="+", default=None, metavar="NAME",
+                    help="with --evaluate/--baseline: compute only these report sections (partnet, "
+                    "mobility_N, scene, everything, click_ms); cached, so parallel runs share the work")
     ap.add_argument("--everything-only", action="store_true",
                     help="with --evaluate: recompute only the everything recall of WORK/eval/report.json")
     ap.add_argument("--ship", action="store_true", help="copy the weights + model card into the package")
@@ -226,18 +229,21 @@ def main(argv: list[str] | None = None) -> None:
     from default_model_eval import calibrate, evaluate, reevaluate_everything, report_markdown
 
     weights = args.work / MODEL_FILE
+    sections = tuple(args.sections) if args.sections else None
     if args.baseline:
         from pointsam.amg_defaults import amg_defaults
 
         own = {k: v for k, v in amg_defaults(args.baseline).items() if k != "nms_iou_thresh"}
-        print(report_markdown(evaluate(args.work, args.baseline, args.smoke, "eval_baseline", own,
-                                       densities=tuple(args.eval_densities or ()) or None)))
+        report = evaluate(args.work, args.baseline, args.smoke, "eval_baseline", own,
+                          densities=tuple(args.eval_densities or ()) or None, only=sections)
+        print(report_markdown(report) if "partial" not in report else "(partial report)")
     if args.calibrate:
         print("thresholds", calibrate(args.work, weights, args.smoke)["thresholds"])
     if args.evaluate and args.everything_only:
         print(report_markdown(reevaluate_everything(args.work, weights, args.smoke)))
     elif args.evaluate:
-        print(report_markdown(evaluate(args.work, weights, args.smoke)))
+        report = evaluate(args.work, weights, args.smoke, only=sections)
+        print(report_markdown(report) if "partial" not in report else "(partial report)")
     if args.ship:
         ship(args.work, args.smoke)
 
