@@ -279,7 +279,7 @@ def test_minimap_and_level_of_detail_in_a_real_browser(tmp_path):
             if pos is not None:
                 page.mouse.click(pos["x"], pos["y"])
                 state = wait_state(page, "window.pointsam.state.clicks.length == 1")
-                assert state["mask_points"] > 0
+                assert len(state["candidates"]) == 3  # decoded (the tiny model's mask may be empty)
             page.screenshot(path=str(ARTIFACTS / "annotate-minimap.png"))
             assert errors == []
             ctx.close()

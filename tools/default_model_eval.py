@@ -212,7 +212,7 @@ def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = 
         if scene_block is not None:
             partial["scene"] = {k: v for k, v in scene_block.items() if k != "grouping"}
         (work / out_name / "report.json").write_text(json.dumps({**partial, "partial": missing}, indent=1))
-        return partial
+        return {**partial, "partial": missing}
     report["scene_grouping"] = scene_block.pop("grouping")
     report["scene"] = scene_block
     report["seconds"] = round(time.perf_counter() - start, 1)
@@ -268,17 +268,22 @@ def report_markdown(report: dict) -> str:
         parts += [f"**URDF link meshes sampled at {int(n):,} points: object, semantic-group, link and "
                   f"link-part masks** ({block.get('clouds', '')} held-out objects)", "",
                   category_table(block, ks), ""]
-    s, e = report["scene"], report["everything"]
-    parts += [f"**ScanNet {report['held_out_scene']} (held out), every instance, {len(s['curve'])} clicks** "
-              f"(grouping {report['scene_grouping'][0]} x {report['scene_grouping'][1]}): "
-              + ", ".join(f"IoU@{k + 1} {v:.1f}" for k, v in enumerate(s["curve"]))
-              + f"; IoU head picks best {s['selection_accuracy']:.0f}%, oracle IoU@1 {s['iou1_oracle']:.1f}.",
-              "",
-              f"**`pointsam everything` on {report['held_out_scene']}** (default settings, thresholds "
-              f"{e['thresholds']}): recall@25 {e['AR@25']:.1f}%, recall@50 {e['AR@50']:.1f}%, "
-              f"AR {e['AR']:.1f}% "
-              f"({e['num_proposals']} segments for {e['num_gt']} instances, floor left out).",
-              "", "One click at 10k points (decode only, the cloud encoded once, this machine's CPU): "
-              f"first click {report['click_ms_10k']['first']} ms, "
-              f"refining click {report['click_ms_10k']['refine']} ms."]
+    s, e = report.get("scene"), report.get("everything")
+    if s is None:
+        parts += [f"**ScanNet {report['held_out_scene']}**: not measured in this run (see `partial`).", ""]
+    else:
+        parts += [f"**ScanNet {report['held_out_scene']}, every instance, {len(s['curve'])} clicks** "
+                  f"(grouping {report['scene_grouping'][0]} x {report['scene_grouping'][1]}): "
+                  + ", ".join(f"IoU@{k + 1} {v:.1f}" for k, v in enumerate(s["curve"]))
+                  + f"; IoU head picks best {s['selection_accuracy']:.0f}%, "
+                  f"oracle IoU@1 {s['iou1_oracle']:.1f}.", ""]
+    if e is not None:
+        parts += [f"**`pointsam everything` on {report['held_out_scene']}** (default settings, i.e. the "
+                  f"checkpoint's recommendation {e['thresholds']}): recall@25 {e['AR@25']:.1f}%, recall@50 "
+                  f"{e['AR@50']:.1f}%, AR {e['AR']:.1f}% ({e['num_proposals']} segments for {e['num_gt']} "
+                  "instances, floor left out).", ""]
+    if report.get("click_ms_10k"):
+        parts += ["One click at 10k points (decode only, the cloud encoded once, this machine's CPU): "
+                  f"first click {report['click_ms_10k']['first']} ms, "
+                  f"refining click {report['click_ms_10k']['refine']} ms."]
     return "\n".join(parts) + "\n"
