@@ -59,14 +59,22 @@ def _object_click(xyz: np.ndarray, inst: np.ndarray, k: int) -> tuple[np.ndarray
 # ------------------------------------------------------------------------------------- speed
 
 
+LAS_ORIGIN = (500_000.0, 4_000_000.0, 0.0)  # georeferenced-looking coordinates of the synthetic scenes
+
+
+def _synthetic_scene(n: int, objects_per_million: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xyz, rgb and instance ids of a synthetic scene of `n` points (separated objects)."""
+    return separated_objects(n, max(16, objects_per_million * n // 1_000_000), seed=0)
+
+
 def _write_las(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
     import laspy
 
     header = laspy.LasHeader(point_format=3, version="1.2")
     header.scales = [0.001] * 3
-    header.offsets = [500_000.0, 4_000_000.0, 0.0]
+    header.offsets = list(LAS_ORIGIN)
     las = laspy.LasData(header)
-    las.x, las.y, las.z = xyz[:, 0] + 500_000.0, xyz[:, 1] + 4_000_000.0, xyz[:, 2]
+    las.x, las.y, las.z = (xyz[:, k].astype(np.float64) + LAS_ORIGIN[k] for k in range(3))
     las.red, las.green, las.blue = (rgb[:, k].astype(np.uint16) * 257 for k in range(3))
     las.write(path)
 
@@ -124,7 +132,7 @@ def run_speed(points: list[int], objects_per_million: int, modes: list[str], arc
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in points:
-            xyz, rgb, inst = separated_objects(n, max(16, objects_per_million * n // 1_000_000), seed=0)
+            xyz, rgb, inst = _synthetic_scene(n, objects_per_million)
             las, labels = Path(tmp) / f"scene_{n}.las", Path(tmp) / f"inst_{n}.npy"
             _write_las(las, xyz, rgb)
             np.save(labels, inst)
@@ -224,14 +232,14 @@ def run_segment(points: list[int], objects_per_million: int, out_suffix: str) ->
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in points:
-            xyz, rgb, inst = separated_objects(n, max(16, objects_per_million * n // 1_000_000), seed=0)
+            xyz, rgb, inst = _synthetic_scene(n, objects_per_million)
             las, out = Path(tmp) / f"scene_{n}.las", Path(tmp) / f"out_{n}{out_suffix}"
             _write_las(las, xyz, rgb)
             objects = np.unique(inst[inst >= 0])
             click, gt = _object_click(xyz, inst, objects[len(objects) // 2])
             del xyz, rgb
             command = [sys.executable, "-m", "pointsam", "segment", str(las), "--point",
-                       *(f"{v + o:.3f}" for v, o in zip(click, (500_000.0, 4_000_000.0, 0.0), strict=True)),
+                       *(f"{v + o:.3f}" for v, o in zip(click, LAS_ORIGIN, strict=True)),
                        "--out", str(out)]
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t = time.perf_counter()

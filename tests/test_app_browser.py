@@ -57,6 +57,19 @@ def start_server(args: list[str]) -> tuple[subprocess.Popen, str]:
     return proc, line.split("open ", 1)[1].split()[0]
 
 
+def open_page(pw, tmp_path, url: str, height: int = 800):
+    """Headless Chromium (a fresh profile under tmp_path, 1200 x `height`) on `url`: (context, page,
+    page errors)."""
+    ctx = pw.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+        headless=True, bypass_csp=True, viewport={"width": 1200, "height": height})
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    return ctx, page, errors
+
+
 def mask_pixels(page) -> int:
     """Pixels of the 3D view drawn in the current-mask colour."""
     from matplotlib.image import imread
@@ -120,13 +133,7 @@ def test_annotate_in_a_real_browser(tmp_path):
     proc, url = start_server(args)
     try:
         with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                headless=True, bypass_csp=True, viewport={"width": 1200, "height": 800})
-            page = ctx.new_page()
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
+            ctx, page, errors = open_page(pw, tmp_path, url)
             wait_state(page, "true")
             plain = mask_pixels(page)
 

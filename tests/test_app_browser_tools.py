@@ -15,10 +15,9 @@ import pytest
 from matplotlib.path import Path as PolyPath
 from test_app_browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SAMPLE,
     _need_browser,
+    open_page,
     start_server,
     wait_state,
 )
@@ -51,13 +50,7 @@ def test_lasso_and_brush_in_a_real_browser(tmp_path):
                               "--out-dir", str(tmp_path / "out")])
     try:
         with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                headless=True, bypass_csp=True, viewport={"width": 1200, "height": 800})
-            page = ctx.new_page()
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
+            ctx, page, errors = open_page(pw, tmp_path, url)
             state = wait_state(page, "true")
             assert state["display"]["count"] == cloud.num_points  # every point is drawn
 
@@ -152,13 +145,7 @@ def test_dataset_mode_in_a_real_browser(tmp_path):
     proc, url = start_server(args)
     try:
         with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                headless=True, bypass_csp=True, viewport={"width": 1200, "height": 900})
-            page = ctx.new_page()
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
+            ctx, page, errors = open_page(pw, tmp_path, url, height=900)
             state = wait_state(page, "true")
             names = [f["name"] for f in state["dataset"]["files"]]
             assert names == ["broken.ply", "sixaxis_10000_points.ply", "tiko_10000_points.ply"]
@@ -250,13 +237,7 @@ def test_minimap_and_level_of_detail_in_a_real_browser(tmp_path):
                               "--out-dir", str(tmp_path / "out"), "--display-points", "3000"])
     try:
         with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                headless=True, bypass_csp=True, viewport={"width": 1200, "height": 800})
-            page = ctx.new_page()
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
+            ctx, page, errors = open_page(pw, tmp_path, url)
             state = wait_state(page, "true")
             assert state["display"]["lod"] and state["display"]["count"] <= 3000
             page.wait_for_selector("#minimap:not([hidden])")
