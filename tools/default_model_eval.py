@@ -31,7 +31,7 @@ from pointsam.automatic import AutomaticMaskGenerator
 from pointsam.checkpoint import load_model
 from pointsam.data.dataset import PointCloudDataset
 from pointsam.evaluation.proposals import evaluate_proposals
-from pointsam.predictor import PointCloudPredictor
+from pointsam.predictor import PointCloudPredictor, choose_grouping
 
 # `pointsam everything` defaults other than what a checkpoint recommends (see pointsam.command)
 EVERYTHING = dict(num_prompts=256, points_per_batch=64, nms_iou_thresh=0.7, min_mask_points=20)
@@ -187,11 +187,11 @@ def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = 
     # --smoke: a crop instead of the 200k-point scene, whose large-cloud grouping takes minutes
     scene = list(PointCloudDataset(data / ("scannet_crops" if smoke else "scannet_eval")))[:1]
 
-    def scene_clicks() -> dict:
-        predictor = PointCloudPredictor(model)
-        predictor.set_point_cloud(scene[0].xyz, scene[0].rgb)
+    def scene_clicks() -> dict:  # collect encodes the scene with the predictor's own grouping
+        n, cfg = scene[0].num_points, model.config
+        grouping = choose_grouping(n, n, cfg.num_patches, cfg.patch_size)
         arrays = collect(model, scene, SCENE_CLICKS, max_masks=4 if smoke else 0, batch=2)
-        return {"grouping": [predictor.num_patches, predictor.patch_size], **summarize(arrays)}
+        return {"grouping": list(grouping), **summarize(arrays)}
 
     amg_file = work / "amg.json"
     if thresholds is None:
