@@ -192,7 +192,7 @@ def _protocol(pred, xyz: np.ndarray, gt: np.ndarray, clicks: int) -> tuple[list[
 
 
 def run_fidelity(scenes: list[str], clicks: int, max_instances: int | None, modes: list[str],
-                 region_points: int) -> dict:
+                 region_points: int, num_patches: int | None = None) -> dict:
     model = load_model()
     results: dict = {}
     for name in scenes:
@@ -201,7 +201,7 @@ def run_fidelity(scenes: list[str], clicks: int, max_instances: int | None, mode
         xyz, rgb, inst = np.asarray(cloud.xyz, np.float32), cloud.rgb, np.load(folder / "instance.npy")
         ids = [k for k in np.unique(inst) if k >= 0][:max_instances]
         for mode in modes:
-            pred = (LocalPredictor(model, region_points) if mode == "local"
+            pred = (LocalPredictor(model, region_points, num_patches=num_patches) if mode == "local"
                     else PointCloudPredictor(model))
             t = time.perf_counter()
             pred.set_point_cloud(xyz, rgb)
@@ -217,7 +217,8 @@ def run_fidelity(scenes: list[str], clicks: int, max_instances: int | None, mode
                 "miou": ious_a.mean(axis=0).tolist(), "first_click_s": float(times_a[:, 0].mean()),
                 "later_click_s": float(times_a[:, 1:].mean()) if clicks > 1 else None}
             r = results[name][mode]
-            label = f"local {region_points // 1024}k" if mode == "local" else mode
+            label = (f"local {region_points // 1024}k" + (f" x{num_patches}" if num_patches else "")
+                     if mode == "local" else mode)
             print(f"| {name} | {r['points']:,} | {label} | {r['instances']} | "
                   + " | ".join(f"{r['miou'][k - 1]:.3f}" for k in (1, 3, 5) if k <= clicks)
                   + f" | {setup:.1f} | {r['first_click_s']:.2f} | {r['later_click_s'] or 0:.2f} |",
@@ -302,6 +303,8 @@ def main() -> None:
     fp.add_argument("--modes", nargs="+", default=["local", "global"], choices=["local", "global"])
     fp.add_argument("--json", type=Path, default=None)
     fp.add_argument("--region-points", type=int, default=16384)
+    fp.add_argument("--num-patches", type=int, default=None,
+                    help="patches of a region (default: the model's)")
     args = parser.parse_args()
     if args.cmd == "speed-child":
         print(json.dumps(speed_child(args.path, args.labels, args.mode, args.architecture)))
@@ -316,7 +319,8 @@ def main() -> None:
         _print_speed(scannet_speed(args.modes))
     else:
         print(FIDELITY_HEADER)
-        res = run_fidelity(args.scenes, args.clicks, args.max_instances, args.modes, args.region_points)
+        res = run_fidelity(args.scenes, args.clicks, args.max_instances, args.modes, args.region_points,
+                           args.num_patches)
         if args.json:
             args.json.write_text(json.dumps(res, indent=1))
 

@@ -107,3 +107,22 @@ def test_focus_route_without_level_of_detail_says_so(tmp_path):
                       stem="t")
     with pytest.raises(HTTPError, match="every point is drawn"):
         app.post("/api/focus", {"index": 0})
+
+
+def test_clicks_on_a_big_scan_keep_only_their_regions_logits(room, room_app_parts, tmp_path):
+    """Local mode: each click stores its region's logits (not (C, N) per click), yet masks, prompts and
+    alternatives are those of the predictor's full-cloud answer."""
+    session = AnnotationSession(room_app_parts, room.xyz, tmp_path / "x.json")
+    step = session.click(777)
+    region = step.logits.indices
+    assert region is not None and region.size < room.num_points // 4
+    assert step.logits.values.nbytes == 3 * region.size * 4
+    _, scores, logits = room_app_parts.predict(point_indices=[777], point_labels=[1])
+    order = np.argsort(-scores, kind="stable")
+    np.testing.assert_allclose(np.asarray(step.logits), logits[order], atol=1e-5)
+    assert np.array_equal(session.current_mask(), logits[order[0]] > 0)
+    assert session.state()["candidates"][0]["num_points"] == int((logits[order[0]] > 0).sum())
+    step2 = session.click(int(region[0]))  # refinement in the same region; then its 3 alternatives
+    session.select_candidate(2)
+    assert len(step2.logits) == 4 and step2.logits.values.shape[1] < room.num_points
+    assert np.array_equal(session.current_mask(), step2.logits.row(2) > 0)

@@ -48,9 +48,9 @@ class CountingPredictor:
     def __init__(self, inner) -> None:
         self.inner, self.calls = inner, 0
 
-    def predict(self, *args, **kwargs):
+    def predict_region(self, *args, **kwargs):
         self.calls += 1
-        return self.inner.predict(*args, **kwargs)
+        return self.inner.predict_region(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")

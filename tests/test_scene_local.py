@@ -154,10 +154,18 @@ def test_prompts_spanning_regions_share_one_region(model, scene):
     a, b = xyz[np.flatnonzero(inst == 0)[0]], xyz[np.flatnonzero(inst == 3)[0]]
     region = local.predict_local([a, b], [1, 1]).region
     assert region.covers(np.stack([a, b]))
-    tight = LocalPredictor(model, region_points=600, max_region_points=700)
+    # prompts farther apart than the growth limit: one bigger region holds them (clicks along a wall) ...
+    far = LocalPredictor(model, region_points=600, max_region_points=700)
+    far.set_point_cloud(xyz, rgb)
+    region = far.predict_local([xyz[0], xyz[-1]], [1, 1]).region
+    assert region.num_points > 700 and region.covers(xyz[[0, -1]])
+    # ... up to max_prompt_region_points, beyond which they are refused with an explanation
+    tight = LocalPredictor(model, region_points=600, max_region_points=700, max_prompt_region_points=700)
     tight.set_point_cloud(xyz, rgb)
-    with pytest.raises(InputError, match="max_region_points"):
+    with pytest.raises(InputError, match="max_prompt_region_points"):
         tight.predict([xyz[0], xyz[-1]], [1, 1])
+    with pytest.raises(InputError, match="at least max_region_points"):
+        LocalPredictor(model, max_prompt_region_points=1000)
 
 
 def test_bad_input_gives_clear_errors(model, scene):

@@ -306,6 +306,23 @@ class PointCloudPredictor:
         first = logits_np if return_logits else masks[0].cpu().numpy()
         return first, scores[0].cpu().numpy(), logits_np
 
+    def predict_region(
+        self, point_coords: ArrayLike | None = None, point_labels: ArrayLike | None = None,
+        mask_input: ArrayLike | None = None, multimask_output: bool = True, *,
+        point_indices: ArrayLike | None = None,
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """`predict`, keeping only the points that answered: (indices (n,) sorted into the cloud, or
+        None for every point; scores (C,); logits (C, n)). Other points have the logit
+        `pointsam.scene.OUTSIDE_LOGIT` (mask False). In local mode this is the answering region, so a
+        click on a 20M-point scan does not allocate (C, N) arrays; in global mode indices is None."""
+        if self._local is not None:
+            result = self._local.predict_local(point_coords, point_labels, mask_input, multimask_output,
+                                               point_indices=point_indices)
+            return (None if result.region.whole else result.region.indices), result.scores, result.logits
+        _, scores, logits = self.predict(point_coords, point_labels, mask_input, multimask_output,
+                                         True, point_indices=point_indices)
+        return None, scores, logits
+
     def predict_clicks(
         self, point_coords: ArrayLike | None = None, point_labels: ArrayLike | None = None, *,
         point_indices: ArrayLike | None = None

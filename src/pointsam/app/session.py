@@ -29,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pointsam.app.candidates import CandidateLogits
 from pointsam.app.classes import ClassMap
 from pointsam.app.selection import checked_selection, near, neighbour_spacing
 from pointsam.app.sidecar import (
@@ -56,8 +57,9 @@ MAX_OBJECT_HISTORY = 200  # undoable object edits, accepts and deletions kept in
 class Predictor(Protocol):
     """What the session needs from `PointCloudPredictor`."""
 
-    def predict(self, point_coords=None, point_labels=None, mask_input=None, multimask_output=True,
-                return_logits=False, *, point_indices=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict_region(self, point_coords=None, point_labels=None, mask_input=None,
+                       multimask_output=True, *, point_indices=None
+                       ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         ...
 
 
@@ -88,10 +90,11 @@ class Click:
 
 @dataclass
 class Step:
-    """The state after one click: candidate logits (C, N) sorted by score, and the chosen candidate."""
+    """The state after one click: candidate logits (C, N) sorted by score (kept on the points that
+    answered), and the chosen candidate."""
 
     click: Click
-    logits: np.ndarray
+    logits: CandidateLogits
     scores: np.ndarray
     selected: int = 0
 
@@ -305,14 +308,15 @@ class AnnotationSession:
         return [s for s in self.steps if isinstance(s, Step)]
 
     def _decode(self, clicks: list[Click], mask_input: np.ndarray | None,
-                multimask: bool) -> tuple[np.ndarray, np.ndarray]:
-        _, scores, logits = self.predictor.predict(
+                multimask: bool) -> tuple[CandidateLogits, np.ndarray]:
+        indices, scores, logits = self.predictor.predict_region(
             point_labels=np.array([int(c.positive) for c in clicks], np.int64),
             mask_input=mask_input, multimask_output=multimask,
             point_indices=np.array([c.index for c in clicks], np.int64),
         )
         order = np.argsort(-scores, kind="stable")
-        return np.asarray(logits[order], np.float32), np.asarray(scores[order], np.float32)
+        values = np.asarray(logits[order], np.float32)
+        return CandidateLogits(values, indices, self.num_points), np.asarray(scores[order], np.float32)
 
     def _mask_prompt(self, upto: int) -> np.ndarray | None:
         """The chosen logits of click `upto - 1`, the mask prompt for click `upto` (None for the first).
@@ -320,7 +324,7 @@ class AnnotationSession:
         if upto == 0:
             return None
         prev = self._click_steps()[upto - 1]
-        return prev.logits[prev.selected]
+        return prev.logits.row(prev.selected)
 
     @_atomic
     def click(self, index, positive: bool = True, *, save: bool = True) -> Step:
@@ -351,10 +355,10 @@ class AnnotationSession:
     def _add_alternatives(self) -> None:
         """After a refinement click, also decode the 3 multimask candidates (on demand)."""
         step = self._require_step()
-        if step.logits.shape[0] == 1:
+        if len(step.logits) == 1:
             clicks = self.clicks
             logits, scores = self._decode(clicks, self._mask_prompt(len(clicks) - 1), True)
-            step.logits = np.concatenate([step.logits, logits])
+            step.logits = step.logits.concat(logits)
             step.scores = np.concatenate([step.scores, scores])
 
     @_atomic
@@ -362,7 +366,7 @@ class AnnotationSession:
         """Show the next candidate mask (a refinement's 3 alternatives are decoded on first use)."""
         self._add_alternatives()
         step = self._require_step()
-        step.selected = (step.selected + 1) % step.logits.shape[0]
+        step.selected = (step.selected + 1) % len(step.logits)
         self._changed(save)
         return step.selected
 
@@ -372,10 +376,10 @@ class AnnotationSession:
         step = self._require_step()
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise InputError(f"candidate must be an integer, got {k!r}")
-        if k >= step.logits.shape[0]:
+        if k >= len(step.logits):
             self._add_alternatives()
-        if not 0 <= k < step.logits.shape[0]:
-            raise InputError(f"candidate {k} does not exist (0..{step.logits.shape[0] - 1})")
+        if not 0 <= k < len(step.logits):
+            raise InputError(f"candidate {k} does not exist (0..{len(step.logits) - 1})")
         step.selected = int(k)
         self._changed(save)
 
@@ -423,7 +427,7 @@ class AnnotationSession:
         edits = [e for e in self.steps if isinstance(e, Edit)]
         if not steps and not edits:
             return None
-        mask = steps[-1].logits[steps[-1].selected] > 0 if steps else np.zeros(self.num_points, bool)
+        mask = steps[-1].logits.mask(steps[-1].selected) if steps else np.zeros(self.num_points, bool)
         for edit in edits:
             mask[edit.indices] = edit.add
         return mask
@@ -741,8 +745,8 @@ class AnnotationSession:
             "mask_edits": sum(isinstance(s, Edit) for s in self.steps),
             "redo": [_describe(s) for s in self.redo_steps],
             "candidates": [] if step is None else [
-                {"score": round(float(s), 4), "num_points": int((lg > 0).sum())}
-                for s, lg in zip(step.scores, step.logits, strict=True)],
+                {"score": round(float(s), 4), "num_points": step.logits.positives(k)}
+                for k, s in enumerate(step.scores)],
             "selected": None if step is None else step.selected,
             "mask_points": 0 if mask is None else int(mask.sum()),
             "classes": [{"id": ids[c], "name": c, "color": self._class_color(c, ids[c])}

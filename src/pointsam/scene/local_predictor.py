@@ -81,6 +81,8 @@ class LocalPredictor:
 
     Logits of points outside the answering region are OUTSIDE_LOGIT (-20: mask False).
     `cache_size` bounds how many encoded regions are kept (least recently used dropped first).
+    Prompts far apart get one region holding them all, of up to `max_prompt_region_points` points
+    (beyond that they are refused with an explanation).
     The region grows while the best mask has more than `border_fraction` of its points within
     `border_width` (fraction of the radius) of the ball's surface, unless it fills more than
     `max_fill` of the region (the model's "everything" answer, which growth cannot sharpen).
@@ -94,7 +96,7 @@ class LocalPredictor:
     def __init__(self, model_or_predictor: PointSAM | PointCloudPredictor, region_points: int = 16384,
                  *, max_region_points: int = 131_072, growth: float = 4.0, max_growth: int = 2,
                  border_width: float = 0.08, border_fraction: float = 0.02, max_fill: float = 0.6,
-                 cache_size: int = 4,
+                 cache_size: int = 4, max_prompt_region_points: int = 1_048_576,
                  num_patches: int | None = None, patch_size: int | None = None) -> None:
         if isinstance(model_or_predictor, PointSAM):
             self._template = PointCloudPredictor(model_or_predictor)
@@ -105,7 +107,8 @@ class LocalPredictor:
                              f"{type(model_or_predictor).__name__}")
         self.model = self._template.model
         ints = dict(region_points=region_points, max_region_points=max_region_points,
-                    max_growth=max_growth, cache_size=cache_size)
+                    max_growth=max_growth, cache_size=cache_size,
+                    max_prompt_region_points=max_prompt_region_points)
         for name, value in ints.items():
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < (
                     0 if name == "max_growth" else 1):
@@ -113,12 +116,16 @@ class LocalPredictor:
         if region_points < 3 or max_region_points < region_points:
             raise InputError(f"need 3 <= region_points <= max_region_points, got {region_points} "
                              f"and {max_region_points}")
+        if max_prompt_region_points < max_region_points:
+            raise InputError(f"max_prompt_region_points ({max_prompt_region_points}) must be at least "
+                             f"max_region_points ({max_region_points})")
         if not growth > 1.0:
             raise InputError(f"growth must be > 1, got {growth!r}")
         if not 0.0 < border_width < 1.0 or not 0.0 <= border_fraction <= 1.0 or not 0.0 < max_fill <= 1.0:
             raise InputError("border_width must be in (0, 1), border_fraction in [0, 1], max_fill in (0, 1]")
         self.region_points = int(region_points)
         self.max_region_points = int(max_region_points)
+        self.max_prompt_region_points = int(max_prompt_region_points)
         self.growth = float(growth)
         self.max_growth = int(max_growth)
         self.border_width = float(border_width)
@@ -278,7 +285,9 @@ class LocalPredictor:
             if self.num_points <= self.region_points:
                 region = self.index.whole()
             else:
-                region = self.index.covering(required, self.region_points, self.max_region_points,
+                # prompts far apart (clicks along a long wall) may need a region above the growth
+                # limit: up to max_prompt_region_points, encoded once like any other region
+                region = self.index.covering(required, self.region_points, self.max_prompt_region_points,
                                              self.growth, self.border_width)
         steps = 0
         while True:
@@ -292,7 +301,10 @@ class LocalPredictor:
                 return LocalResult(region, masks, scores, logits, steps)
             grown_req = np.concatenate([required, _outline(self._xyz[region.indices[best]])])
             size = min(int(np.ceil(region.num_points * self.growth)), self.max_region_points)
-            region = self.index.covering(grown_req, size, self.max_region_points, self.growth, 0.0)
+            try:
+                region = self.index.covering(grown_req, size, self.max_region_points, self.growth, 0.0)
+            except InputError:  # prompts + mask need more than the growth limit: keep this answer
+                return LocalResult(region, masks, scores, logits, steps)
             steps += 1
 
     def _reaches_border(self, region: Region, best: np.ndarray) -> bool:

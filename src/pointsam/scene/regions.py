@@ -106,6 +106,6 @@ class SpatialIndex:
                 raise InputError(
                     f"the prompts span {span:.3g} units, more than a region of {max_points:,} points "
                     f"(radius {region.radius:.3g}) can hold; click closer together or raise "
-                    "max_region_points"
+                    "max_prompt_region_points"
                 )
             size = min(int(np.ceil(size * growth)), max_points)
