@@ -118,11 +118,19 @@ def speed_child(path: str, labels: str, mode: str, architecture: str = "bundled"
     pts_b = cloud.xyz[gt_b]
     second = pts_b[np.argmax(((pts_b - click_b) ** 2).sum(axis=1))]
     t2 = time.perf_counter()
-    masks2, _, _ = pred.predict(np.stack([click_b, second]), [1, 1], logits[best], False)
+    if mode == "local":  # the region's answer (what the app keeps), then the (C, N) full-cloud arrays
+        result = pred.predict_local(np.stack([click_b, second]), [1, 1], logits[best], False)
+        t_region = time.perf_counter() - t2
+        masks2 = result.to_global(cloud.num_points)[0]
+        grown, region_points = result.growth_steps, result.region.num_points
+    else:
+        masks2, _, _ = pred.predict(np.stack([click_b, second]), [1, 1], logits[best], False)
+        t_region, grown, region_points = None, 0, cloud.num_points
     t_refine = time.perf_counter() - t2
     return {"n": int(cloud.num_points), "mode": mode if architecture == "bundled" else f"{mode} (large)",
             "read_s": t_read, "open_s": t_open,
-            "first_mask_s": t_first, "new_region_s": t_new, "refine_s": t_refine,
+            "first_mask_s": t_first, "new_region_s": t_new, "refine_s": t_refine, "refine_region_s": t_region,
+            "refine_growth_steps": grown, "refine_region_points": region_points,
             "iou_first": iou_a, "iou_new": _iou(masks[best], gt_b), "iou_refined": _iou(masks2[0], gt_b),
             "peak_rss_mb": _peak_rss_mb()}
 
@@ -157,13 +165,15 @@ def _print_speed(rows: list[dict]) -> None:
     for r in rows:
         print(f"| {r['n']:>10,} | {r['mode']:6} | {r['read_s']:6.1f} | {r['open_s']:6.1f} | "
               f"{r['first_mask_s']:6.1f} | {r['new_region_s']:6.2f} | {r['refine_s']:6.2f} | "
+              f"{'-' if r.get('refine_region_s') is None else format(r['refine_region_s'], '6.2f')} "
+              f"({r.get('refine_region_points', 0) // 1024}k, grown {r.get('refine_growth_steps', 0)}x) | "
               f"{r['iou_first']:.2f} / {r['iou_new']:.2f} / {r['iou_refined']:.2f} | "
               f"{r['peak_rss_mb']:7.0f} |", flush=True)
 
 
 SPEED_HEADER = ("| points | mode | read s | open s | first mask s (from open) | new-region click s | "
-                "refine click s | IoU first / new / refined | peak RSS MB |\n"
-                "|---:|---|---:|---:|---:|---:|---:|---|---:|")
+                "refine click s | of which on the region s | IoU first / new / refined | peak RSS MB |\n"
+                "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|")
 
 
 # ---------------------------------------------------------------------------------- fidelity

@@ -29,3 +29,11 @@ def test_concat_of_different_regions_is_on_their_union():
     assert same.indices is b.indices and same.values.shape == (4, 2)
     mixed = a.concat(CandidateLogits.dense(np.zeros((1, 5), np.float32)))
     assert mixed.indices is None and np.asarray(mixed).shape == (2, 5)
+
+
+def test_row_into_a_reused_buffer_overwrites_what_was_there():
+    a = CandidateLogits(np.array([[1.0, 2.0]], np.float32), np.array([0, 2]), 4)
+    b = CandidateLogits(np.array([[5.0]], np.float32), np.array([3]), 4)
+    buf = np.empty(4, np.float32)
+    assert a.row(0, out=buf) is buf
+    np.testing.assert_array_equal(b.row(0, out=buf), [OUTSIDE_LOGIT, OUTSIDE_LOGIT, OUTSIDE_LOGIT, 5.0])

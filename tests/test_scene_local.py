@@ -178,6 +178,14 @@ def test_bad_input_gives_clear_errors(model, scene):
         local.predict([[1e4, 0, 0]], [1])
     with pytest.raises(InputError, match="mask_input"):
         local.predict([xyz[0]], [1], mask_input=np.zeros(5))
+    with pytest.raises(InputError, match="numbers"):
+        local.predict([xyz[0]], [1], mask_input=np.full(len(xyz), "a"))
+    # a float64 or integer prompt answers as its float32 copy would (only the region's part is converted)
+    _, _, logits = local.predict([xyz[0]], [1])
+    want = local.predict([xyz[0], xyz[1]], [1, 1], logits[0], False)[2]
+    got = local.predict([xyz[0], xyz[1]], [1, 1], logits[0].astype(np.float64), False)[2]
+    np.testing.assert_array_equal(got, want)
+    assert local.predict([xyz[0]], [1], mask_input=np.zeros(len(xyz), np.int64))[2].shape[1] == len(xyz)
     with pytest.raises(InputError, match="point_indices"):
         local.predict(point_indices=[len(xyz)])
     with pytest.raises(InputError):

@@ -36,11 +36,14 @@ class CandidateLogits:
     def shape(self) -> tuple[int, int]:
         return len(self), self.num_points
 
-    def row(self, k: int) -> np.ndarray:
-        """Full-cloud logits (N,) float32 of candidate `k`."""
+    def row(self, k: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Full-cloud logits (N,) float32 of candidate `k` (written into `out` when given: a buffer
+        reused from click to click costs a fill instead of a fresh N-float allocation)."""
         if self.indices is None:
             return self.values[k]
-        out = np.full(self.num_points, OUTSIDE_LOGIT, np.float32)
+        if out is None:
+            out = np.empty(self.num_points, np.float32)
+        out.fill(OUTSIDE_LOGIT)
         out[self.indices] = self.values[k]
         return out
 

@@ -198,6 +198,7 @@ class AnnotationSession:
                  input_name: str = "", class_map: ClassMap | None = None, semantic: bool = False) -> None:
         self.predictor = predictor
         self.num_points = int(len(xyz))
+        self._prompt_buffer: np.ndarray | None = None  # the mask prompt of local-mode clicks, reused
         self.path = Path(path)
         self.input_name = input_name
         self.fingerprint = fingerprint(xyz)
@@ -324,7 +325,11 @@ class AnnotationSession:
         if upto == 0:
             return None
         prev = self._click_steps()[upto - 1]
-        return prev.logits.row(prev.selected)
+        if prev.logits.indices is None:
+            return prev.logits.row(prev.selected)
+        if self._prompt_buffer is None:
+            self._prompt_buffer = np.empty(self.num_points, np.float32)  # reused by every later click
+        return prev.logits.row(prev.selected, out=self._prompt_buffer)
 
     @_atomic
     def click(self, index, positive: bool = True, *, save: bool = True) -> Step:

@@ -257,12 +257,16 @@ class LocalPredictor:
         return coords, idx
 
     def _mask_input(self, mask_input) -> np.ndarray | None:
+        """The mask prompt as (N,) numbers, not copied: only the answering region's part is converted
+        (a float32 copy of a 50M-point prompt cost more than the whole decode)."""
         if mask_input is None:
             return None
-        mask = as_numpy(mask_input, "mask_input").astype(np.float32).reshape(-1)
+        raw = as_numpy(mask_input, "mask_input")
+        if not (np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)):
+            raise InputError(f"mask_input must hold numbers (logits), got dtype {raw.dtype}")
+        mask = raw.reshape(-1)
         if mask.shape[0] != self.num_points:
-            raise InputError(f"mask_input must hold one logit per point ({self.num_points}), got "
-                             f"{as_numpy(mask_input, 'mask_input').shape}")
+            raise InputError(f"mask_input must hold one logit per point ({self.num_points}), got {raw.shape}")
         return mask
 
     def _required(self, coords: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -333,7 +337,7 @@ class LocalPredictor:
         local_mask = None
         if mask is not None:
             local_mask = torch.from_numpy(np.ascontiguousarray(
-                mask if region.whole else mask[region.indices]))[None]
+                mask if region.whole else mask[region.indices], dtype=np.float32))[None]
         masks, scores, logits = inner.predict_torch(
             torch.from_numpy(ncoords.astype(np.float32))[None], torch.from_numpy(labels)[None],
             local_mask, multimask, normalized=True)
