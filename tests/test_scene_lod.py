@@ -33,3 +33,6 @@ def test_display_adds_every_point_near_the_work_area():
     assert shown.size <= 5000
     labels = inst  # labels live on every point; the view shows labels[shown]
     assert labels[shown].shape == shown.shape
+    same, region = lod.display_with_detail(focus)
+    assert np.array_equal(same, shown) and np.array_equal(region.indices, near)
+    assert region.radius == pytest.approx(np.linalg.norm(xyz[near] - focus, axis=1).max(), rel=1e-6)

@@ -85,9 +85,9 @@ class DisplayCopy:
         point = np.asarray(point, dtype=np.float64).reshape(3)
         if not np.isfinite(point).all():
             raise InputError("the focus point must be finite")
-        region = self.lod.detail(point)
+        shown, region = self.lod.display_with_detail(point)
         self.focus_center, self.focus_radius = point, float(region.radius)
-        self._set(np.union1d(self.lod.overview, region.indices))
+        self._set(shown)
         self.version += 1
         return True
 

@@ -67,7 +67,12 @@ class LevelOfDetail:
         """Sorted full-cloud indices to draw: the overview, plus every point near `center` if given."""
         if center is None:
             return self.overview
-        return np.union1d(self.overview, self.detail(center).indices)
+        return self.display_with_detail(center)[0]
+
+    def display_with_detail(self, center) -> tuple[np.ndarray, Region]:
+        """`display(center)` and the full-resolution ball it includes (a viewer shows its radius)."""
+        region = self.detail(center)
+        return np.union1d(self.overview, region.indices), region
 
     def detail(self, center) -> Region:
         """The full-resolution ball of `detail_points` points nearest `center`."""
