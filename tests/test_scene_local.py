@@ -219,3 +219,13 @@ def test_grown_regions_keep_the_models_patch_size(model):
     inner = [c.predictor for c in local._cache.values()]
     assert [p.patch_size for p in inner] == [16, 16]  # TINY_CONFIG_KW patch_size
     assert [p.num_patches for p in inner] == [32, 128]  # 32 patches per 26,000 points
+
+
+def test_try_covering_says_none_where_covering_explains():
+    xyz = np.random.default_rng(0).uniform(0, 10, size=(5000, 3))
+    index = SpatialIndex(xyz)
+    near = index.try_covering(xyz[:1], 100, 400, 2.0, 0.0)
+    assert near is not None and near.covers(xyz[:1])
+    assert index.try_covering(np.array([[0.0, 0, 0], [10, 10, 10]]), 100, 400, 2.0, 0.0) is None
+    with pytest.raises(InputError, match="max_prompt_region_points"):
+        index.covering(np.array([[0.0, 0, 0], [10, 10, 10]]), 100, 400, 2.0, 0.0)

@@ -18,6 +18,7 @@ from pointsam.preprocessing import (
     Normalization,
     as_numpy,
     check_labels,
+    check_mask_input,
     check_prompt_points,
     check_xyz,
     colors_to_unit,
@@ -289,14 +290,7 @@ class PointCloudPredictor:
         coords, labels = self._prompts(point_coords, point_labels, point_indices)
         mask = None
         if mask_input is not None:
-            raw = as_numpy(mask_input, "mask_input")
-            if not (np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)):
-                raise InputError(f"mask_input must hold numbers (logits), got dtype {raw.dtype}")
-            mask = raw.astype(np.float32).reshape(-1)
-            if mask.shape[0] != self.num_points:
-                raise InputError(
-                    f"mask_input must hold one logit per point ({self.num_points}), got {raw.shape}"
-                )
+            mask = check_mask_input(mask_input, self.num_points).astype(np.float32)
             mask = torch.from_numpy(mask)[None]
         masks, scores, logits = self.predict_torch(
             torch.from_numpy(coords)[None], torch.from_numpy(labels)[None], mask,

@@ -157,6 +157,17 @@ def check_labels(labels, count: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def check_mask_input(mask_input, num_points: int) -> np.ndarray:
+    """A mask prompt as (N,) numbers (logits), not copied or converted: callers convert only what they use."""
+    raw = as_numpy(mask_input, "mask_input")
+    if not (np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)):
+        raise InputError(f"mask_input must hold numbers (logits), got dtype {raw.dtype}")
+    mask = raw.reshape(-1)
+    if mask.shape[0] != num_points:
+        raise InputError(f"mask_input must hold one logit per point ({num_points}), got {raw.shape}")
+    return mask
+
+
 # ------------------------------------------------------------------------------ normalisation
 
 

@@ -23,6 +23,7 @@ from pointsam.predictor import PointCloudPredictor
 from pointsam.preprocessing import (
     as_numpy,
     check_labels,
+    check_mask_input,
     check_prompt_points,
     check_rgb,
     check_xyz,
@@ -259,15 +260,7 @@ class LocalPredictor:
     def _mask_input(self, mask_input) -> np.ndarray | None:
         """The mask prompt as (N,) numbers, not copied: only the answering region's part is converted
         (a float32 copy of a 50M-point prompt cost more than the whole decode)."""
-        if mask_input is None:
-            return None
-        raw = as_numpy(mask_input, "mask_input")
-        if not (np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)):
-            raise InputError(f"mask_input must hold numbers (logits), got dtype {raw.dtype}")
-        mask = raw.reshape(-1)
-        if mask.shape[0] != self.num_points:
-            raise InputError(f"mask_input must hold one logit per point ({self.num_points}), got {raw.shape}")
-        return mask
+        return None if mask_input is None else check_mask_input(mask_input, self.num_points)
 
     def _required(self, coords: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Points a region must hold: the positive prompts (all if none) and their nearest cloud
@@ -305,11 +298,10 @@ class LocalPredictor:
                 return LocalResult(region, masks, scores, logits, steps)
             grown_req = np.concatenate([required, _outline(self._xyz[region.indices[best]])])
             size = min(int(np.ceil(region.num_points * self.growth)), self.max_region_points)
-            try:
-                region = self.index.covering(grown_req, size, self.max_region_points, self.growth, 0.0)
-            except InputError:  # prompts + mask need more than the growth limit: keep this answer
+            grown = self.index.try_covering(grown_req, size, self.max_region_points, self.growth, 0.0)
+            if grown is None:  # prompts + mask need more than the growth limit: keep this answer
                 return LocalResult(region, masks, scores, logits, steps)
-            steps += 1
+            region, steps = grown, steps + 1
 
     def _reaches_border(self, region: Region, best: np.ndarray) -> bool:
         """Whether the best mask is cut by the region's border (and growing could complete it).

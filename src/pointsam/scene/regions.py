@@ -94,18 +94,33 @@ class SpatialIndex:
                  margin: float) -> Region:
         """The smallest ball of >= `num_points` points (growing by `growth`, up to `max_points`)
         centred on the bounding box of `required` (Q, 3) that contains them all inside its margin."""
+        region, covers = self._grow_until_covered(required, num_points, max_points, growth, margin)
+        if not covers:
+            required = np.asarray(required, np.float64).reshape(-1, 3)
+            span = float(np.linalg.norm(required.max(axis=0) - required.min(axis=0)))
+            raise InputError(
+                f"the prompts span {span:.3g} units, more than a region of {max_points:,} points "
+                f"(radius {region.radius:.3g}) can hold; click closer together or raise "
+                "max_prompt_region_points"
+            )
+        return region
+
+    def try_covering(self, required: np.ndarray, num_points: int, max_points: int, growth: float,
+                     margin: float) -> Region | None:
+        """`covering`, or None when no ball of at most `max_points` points holds `required`."""
+        region, covers = self._grow_until_covered(required, num_points, max_points, growth, margin)
+        return region if covers else None
+
+    def _grow_until_covered(self, required, num_points: int, max_points: int, growth: float,
+                            margin: float) -> tuple[Region, bool]:
+        """The first ball (growing from `num_points` to `max_points`) holding `required`, or the largest."""
         required = np.asarray(required, np.float64).reshape(-1, 3)
         center = (required.min(axis=0) + required.max(axis=0)) / 2
         size = num_points
         while True:
             region = self.ball(center, size)
             if region.covers(required, margin):
-                return region
+                return region, True
             if size >= max_points:
-                span = float(np.linalg.norm(required.max(axis=0) - required.min(axis=0)))
-                raise InputError(
-                    f"the prompts span {span:.3g} units, more than a region of {max_points:,} points "
-                    f"(radius {region.radius:.3g}) can hold; click closer together or raise "
-                    "max_prompt_region_points"
-                )
+                return region, False
             size = min(int(np.ceil(size * growth)), max_points)
