@@ -17,6 +17,7 @@ held-out categories, so the bundled model does not use it.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from default_model_recipe import FINETUNE_NUM_POINTS, REPO
-from train_default_model import mixture_entries
+from train_default_model import mixture_entries, point_count_distribution
 
 from pointsam.checkpoint import load_model, save_model
 from pointsam.predictor import choose_grouping
@@ -38,9 +39,7 @@ from pointsam.utils.masks import mask_iou
 def gather(model, mixture, num_draws: int, clicks: int, seed: int, masks_per_cloud: int = 4) -> dict:
     """Token outputs and true IoUs: click 1 (3 candidates) and clicks 2..`clicks` (single output)."""
     rng = np.random.default_rng(seed)
-    counts = np.array(sorted(FINETUNE_NUM_POINTS))
-    probs = np.array([FINETUNE_NUM_POINTS[n] for n in counts], float)
-    probs /= probs.sum()
+    counts, probs = point_count_distribution(FINETUNE_NUM_POINTS)
     captured: list[torch.Tensor] = []
     hook = model.mask_decoder.iou_prediction_head.register_forward_hook(
         lambda _m, args, _out: captured.append(args[0].detach().clone()))
@@ -96,6 +95,7 @@ def fit(head: torch.nn.Module, data: dict, train: torch.Tensor, val: torch.Tenso
     fh, fi = data["first_h"], data["first_iou"]
     lh, li = data["later_h"], data["later_iou"]
     later_train = torch.isin(data["later_draw"], data["draw"][train].unique())
+    later_rows = later_train.nonzero()[:, 0]
     log, best_state, best_val = [], None, -1.0
     for epoch in range(epochs + 1):
         head.eval()
@@ -117,8 +117,7 @@ def fit(head: torch.nn.Module, data: dict, train: torch.Tensor, val: torch.Tenso
             if rank_weight:
                 soft = F.softmax(target / temperature, dim=1)
                 loss = loss + rank_weight * -(soft * F.log_softmax(pred / temperature, dim=1)).sum(1).mean()
-            rows = later_train.nonzero()[:, 0]
-            sub = rows[torch.randint(rows.numel(), (min(rows.numel(), 256),))]
+            sub = later_rows[torch.randint(later_rows.numel(), (min(later_rows.numel(), 256),))]
             loss = loss + F.mse_loss(head(lh[sub])[:, 0], li[sub])
             opt.zero_grad()
             loss.backward()
@@ -162,9 +161,7 @@ def refit_head(work: Path, weights: Path, out: Path | None, draws: tuple[tuple[i
     print("current head (validation):", json.dumps({k: round(v, 4) for k, v in before.items()}))
     results = []
     for w in rank_weights:
-        head = type(head0)(head0.layers[0].in_features, head0.layers[0].out_features,
-                           head0.layers[-1].out_features, len(head0.layers))
-        head.load_state_dict(head0.state_dict())
+        head = copy.deepcopy(head0)
         state, log = fit(head, data, train, val, epochs, w, temperature, lr, seed, layers)
         best = max(log, key=lambda r: r["iou_at_1"])
         print(f"rank_weight {w}: best validation epoch {best['epoch']}: "

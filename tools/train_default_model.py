@@ -66,6 +66,13 @@ class GroupedModel(nn.Module):
         return self.inner.decode(*args, **kwargs)
 
 
+def point_count_distribution(point_counts: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted point counts and their draw probabilities (the recipe's weights, normalised)."""
+    counts = np.array(sorted(point_counts))
+    weights = np.array([point_counts[n] for n in counts], dtype=float)
+    return counts, weights / weights.sum()
+
+
 class VariedTrainer(Trainer):
     """`Trainer` whose batches have a point count drawn from `point_counts` (probabilities as values).
 
@@ -79,9 +86,7 @@ class VariedTrainer(Trainer):
         super().__init__(model, dataset, cfg, device)
         if self.dist.distributed:
             raise InputError("varied point counts are implemented for one process only")
-        self.point_counts = np.array(sorted(point_counts))
-        weights = np.array([point_counts[n] for n in self.point_counts], dtype=float)
-        self.point_probs = weights / weights.sum()
+        self.point_counts, self.point_probs = point_count_distribution(point_counts)
         self.grouped = GroupedModel(self.model)
         self._rollout.model = self.grouped
 
