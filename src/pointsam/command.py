@@ -14,6 +14,7 @@ import numpy as np
 from pointsam.cli_common import (
     add_common_arguments,
     add_generator_arguments,
+    add_views_argument,
     generator_from_args,
     load_model_from_args,
 )
@@ -57,6 +58,7 @@ def add_segment_parser(sub: argparse._SubParsersAction) -> None:
                      "500,000 points")
     seg.add_argument("--region-points", type=int, default=16384, metavar="N",
                      help="local mode: points in the first region around the clicks (default 16384)")
+    add_views_argument(seg)
     seg.add_argument("--classification-value", type=int, metavar="K",
                      help="LAS/LAZ output: also set the classification of the masked points to K "
                      "(0..255; by default the classification is left as it was)")
@@ -182,7 +184,7 @@ def run_segment(args: argparse.Namespace) -> None:
     name = args.checkpoint.name if args.checkpoint else "bundled default model"
     params = sum(p.numel() for p in model.parameters()) / 1e6
     _say(f"loaded {name} ({params:.1f}M parameters) in {t2 - t1:.1f} s on {next(model.parameters()).device}")
-    predictor = PointCloudPredictor(model, mode=args.mode,
+    predictor = PointCloudPredictor(model, mode=args.mode, views=args.views,
                                     local_options={"region_points": args.region_points})
     predictor.set_point_cloud(cloud.xyz, cloud.rgb, num_patches=args.num_patches,
                               patch_size=args.patch_size, progress=lambda m: _say(m + " ..."))

@@ -10,6 +10,7 @@ from pathlib import Path
 from pointsam.cli_common import (
     add_common_arguments,
     add_generator_arguments,
+    add_views_argument,
     generator_from_args,
     load_model_from_args,
 )
@@ -33,6 +34,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=int, help="evaluate at most this many clouds")
     ev.add_argument("--num-patches", type=int, help="override the number of patches L")
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
+    add_views_argument(ev)
     add_common_arguments(ev, overwrite_help="replace an existing report")
     ev.add_argument("--baseline", choices=["mv-sam"], help="evaluate a baseline instead of Point-SAM: "
                     "mv-sam = 2D SAM clicked per view, lifted to the points (paper Sec. 5.1)")
@@ -83,7 +85,7 @@ def run_eval(args: argparse.Namespace) -> None:
     if args.proposals:
         _run_proposals(args, model, subset)
         return
-    predictor = PointCloudPredictor(model)
+    predictor = PointCloudPredictor(model, views=args.views)
     start = time.perf_counter()
     results = evaluate_interactive(
         predictor, subset, args.max_clicks, args.min_mask_points,

@@ -52,7 +52,7 @@ def evaluate_cloud(
     for start in range(0, len(keep), MASKS_PER_BATCH):
         batch = keep[start : start + MASKS_PER_BATCH]
         gt = torch.from_numpy(dense[batch])
-        ious = iou_at_k(simulate_clicks(predictor.model, predictor.embedding, gt, max_clicks))
+        ious = iou_at_k(simulate_clicks(predictor.decoder, predictor.embedding, gt, max_clicks))
         for j, i in enumerate(batch):
             results.append(ObjectResult(
                 cloud=cloud.name, mask=i, name=cloud.names[i] if cloud.names else str(i),
