@@ -105,24 +105,30 @@ def run_busy_case(n: int) -> dict:
     return out
 
 
-def run_first_click() -> dict:
-    """Fresh process: bundled model, the bundled example table, time of the very first click."""
+def run_first_click(views: int = 1) -> dict:
+    """Fresh process: bundled model with `views`-view ensembling, the bundled example table, time of the
+    very first click, of later first clicks and of refining clicks (2 clicks + the previous mask)."""
     from pointsam import PointCloudPredictor, load_model
     from pointsam.checkpoint import default_model_path
     from pointsam.io import read_point_cloud
 
     cloud = read_point_cloud(default_model_path().parent / "example_table.ply")
-    pred = PointCloudPredictor(load_model(device="cpu"))
+    # views=1 is passed as nothing, so a --compare tree from before view ensembling runs too
+    pred = PointCloudPredictor(load_model(device="cpu"), **({"views": views} if views > 1 else {}))
     t = time.perf_counter()
     pred.set_point_cloud(cloud.xyz, cloud.rgb)
     encode_s = time.perf_counter() - t
-    times = []
-    for i in range(3):
+    times, refine = [], []
+    for i in range(11):
         t = time.perf_counter()
-        pred.predict(point_indices=[i * 101], point_labels=[1])
+        _, scores, logits = pred.predict(point_indices=[i * 101], point_labels=[1])
         times.append(time.perf_counter() - t)
-    return {"n": pred.num_points, "encode_s": encode_s, "first_ms": 1000 * times[0],
-            "later_ms": 1000 * float(np.median(times[1:]))}
+        t = time.perf_counter()
+        pred.predict(point_indices=[i * 101, i * 101 + 50], point_labels=[1, 0],
+                     mask_input=logits[scores.argmax()], multimask_output=False)
+        refine.append(time.perf_counter() - t)
+    return {"n": pred.num_points, "views": views, "encode_s": encode_s, "first_ms": 1000 * times[0],
+            "later_ms": 1000 * float(np.median(times[1:])), "refine_ms": 1000 * float(np.median(refine[1:]))}
 
 
 def run_case(config: str, n: int, clicks: int) -> dict:
@@ -185,7 +191,9 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--busy", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--first-click", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--first-click", type=int, metavar="VIEWS", help=argparse.SUPPRESS)
+    parser.add_argument("--example-only", action="store_true",
+                        help="only the bundled model on the example table (1, 2 and 4 views)")
     args = parser.parse_args()
     if args.case:
         config, n = args.case.split(":")
@@ -198,7 +206,7 @@ def main() -> None:
         return
     if args.first_click:
         torch.set_num_threads(2)
-        print(json.dumps(run_first_click()))
+        print(json.dumps(run_first_click(args.first_click)))
         return
     trees = [("this", HERE_SRC)] + ([("compare", args.compare)] if args.compare else [])
     torch.set_num_threads(2)
@@ -212,7 +220,7 @@ def main() -> None:
           "click (ms) | decode floor (ms) | vs floor | refine click (ms) | peak RSS (GB) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     extra = ["--clicks", str(args.clicks)] if args.clicks else []
-    for config in args.configs:
+    for config in [] if args.example_only else args.configs:
         for n in args.sizes:
             for name, src in trees:
                 out = _subprocess(src, "--case", f"{config}:{n}", *extra)
@@ -227,17 +235,18 @@ def main() -> None:
                       f"{r['decode_ms']:.0f} | {floor_ms:.0f} | {r['decode_ms'] / floor_ms:.1f}x | "
                       f"{r['refine_ms']:.0f} | "
                       f"{r['peak_rss_gb']:.2f} |", flush=True)
-    print("\n| tree | example table, bundled model (fresh process) | encode (s) | first click (ms) | "
-          "later clicks (ms) |")
-    print("|---|---|---|---|---|")
-    for name, src in trees:
-        out = _subprocess(src, "--first-click")
-        if out.returncode:
-            print(f"| {name} | failed: {_fail(out)} |", flush=True)
-            continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"| {name} | {r['n']:,} points | {r['encode_s']:.2f} | {r['first_ms']:.0f} | "
-              f"{r['later_ms']:.0f} |", flush=True)
+    print("\n| tree | example table, bundled model (fresh process) | views | encode (s) | first click (ms) | "
+          "later clicks (ms) | refine click (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    for views in (1, 2, 4):
+        for name, src in trees:
+            out = _subprocess(src, "--first-click", str(views))
+            if out.returncode:
+                print(f"| {name} | failed: {_fail(out)} |", flush=True)
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"| {name} | {r['n']:,} points | {views} | {r['encode_s']:.2f} | {r['first_ms']:.0f} | "
+                  f"{r['later_ms']:.0f} | {r['refine_ms']:.0f} |", flush=True)
     if args.busy_size:
         print("\n| tree | encode, bundled model | threads | alone (s) | one busy neighbour (s) | slowdown |")
         print("|---|---|---|---|---|---|")

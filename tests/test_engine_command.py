@@ -98,3 +98,6 @@ def test_eval_mv_sam_baseline(models, tmp_path, capsys):
     assert "MV-SAM" in (out / "report.md").read_text()
     assert main(["eval", str(tmp_path / "ds"), "--baseline", "mv-sam", "--out", str(tmp_path / "r2")]) == 2
     assert "needs --sam-checkpoint" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "ds"), "--baseline", "mv-sam", "--sam-checkpoint",
+                 str(models / "sam"), "--views", "2", "--out", str(tmp_path / "r3")]) == 2
+    assert "--views is for Point-SAM models" in capsys.readouterr().err

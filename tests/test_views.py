@@ -127,3 +127,29 @@ def test_cli_views(tmp_path, capsys):
         main(["segment", str(example), "--point", "0", "0", "0", "--views", "0", "--out", str(out)])
     assert exc.value.code == 2
     assert "the number of views must be an integer from 1 to 16" in capsys.readouterr().err
+
+
+def test_tiled_everything_does_not_resume_tiles_made_with_other_views(tmp_path):
+    from pointsam.automatic import AutomaticMaskGenerator
+    from pointsam.scene.synthetic import separated_objects
+    from pointsam.scene.tiles import segment_tiles
+
+    xyz = separated_objects(2000, 2, spacing=3.0)[0]
+    model = tiny_model()
+    kwargs = dict(num_prompts=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    segment_tiles(AutomaticMaskGenerator(model, **kwargs), xyz, tile_size=3.0, overlap=1.0, out_dir=tmp_path)
+    with pytest.raises(InputError, match="other settings"):
+        segment_tiles(AutomaticMaskGenerator(PointCloudPredictor(model, views=2), **kwargs), xyz,
+                      tile_size=3.0, overlap=1.0, out_dir=tmp_path)
+
+
+def test_everything_and_eval_take_views(tmp_path, capsys):
+    example = default_model_path().parent / "example_table.ply"
+    out = tmp_path / "labels.npy"
+    main(["everything", str(example), "--views", "2", "--num-prompts", "8", "--out", str(out)])
+    labels = np.load(out)
+    assert labels.shape == (10_800,) and labels.max() >= 0  # something was segmented
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(tmp_path), "--out", str(tmp_path / "r"), "--views", "17"])
+    assert exc.value.code == 2
+    assert "from 1 to 16" in capsys.readouterr().err

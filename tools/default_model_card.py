@@ -83,10 +83,32 @@ def comparison(report: dict, baseline: dict) -> str:
     return head + "\n" + "\n".join(rows) + f"\n\n`pointsam everything` on the scene: {everything}.\n"
 
 
+def views_section(report: dict, views_report: dict) -> str:
+    """Markdown: the held-out click curves with one view and with `views_report`'s view ensembling."""
+    k = views_report["views"]
+    blocks = [("PartNet hierarchy", report["partnet"], views_report.get("partnet"))]
+    blocks += [(f"URDF links, {int(n):,} points", report["mobility"].get(n), part)
+               for n, part in views_report.get("mobility", {}).items()]
+    rows = []
+    for name, one, many in blocks:
+        if one is None or many is None:
+            continue
+        for label, part in (("1 view", one), (f"{k} views", many)):
+            curve = part["all"]["curve"][:10]
+            rows.append(f"| {name} ({part['all']['masks']} masks) | {label} | "
+                        + " / ".join(f"{v:.1f}" for v in curve) + " |")
+    return (f"## With view ensembling (`PointCloudPredictor(model, views={k})`, `--views {k}`)\n\n"
+            f"Each cloud encoded at {k} turns about y, answers averaged (`pointsam.views`); same held-out "
+            f"masks and protocol, {k}x the encode and decode work (timings: benchmarks/RESULTS.md).\n\n"
+            "| held-out data | answers | IoU@1..10 |\n|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
 def model_card(model, report: dict, metrics: list[dict], size: int, ball: dict, hours: float,
-               finetuned: bool = False, baseline: dict | None = None) -> str:
+               finetuned: bool = False, baseline: dict | None = None, views_report: dict | None = None
+               ) -> str:
     """The card's Markdown (`finetuned`: the FINETUNE recipe from the first model; `baseline`: the first
-    model's held-out report, shown beside this one)."""
+    model's held-out report, shown beside this one; `views_report`: a (partial) report of the clicks with
+    view ensembling)."""
     cfg = model.config
     params = sum(p.numel() for p in model.parameters())
     mixture = ", ".join(f"{name} {w / sum(m[2] for m in MIXTURE):.0%}" for name, _, w, _ in MIXTURE)
@@ -149,6 +171,7 @@ feed the previous logits back as mask prompt), every mask of the held-out data.
 
 {report_markdown(report)}
 {against}
+{views_section(report, views_report) if views_report else ""}
 ## Quick start
 The README's click on the bundled example table, (-0.25, 0.91, 0.1), returns {quick}.
 

@@ -36,7 +36,8 @@ from pointsam.predictor import PointCloudPredictor, choose_grouping
 # `pointsam everything` defaults other than what a checkpoint recommends (see pointsam.command)
 EVERYTHING = dict(num_prompts=256, points_per_batch=64, nms_iou_thresh=0.7, min_mask_points=20)
 SMOKE_EVERYTHING = dict(EVERYTHING, num_prompts=16)
-CALIBRATION_GRID = [(p, s) for p in (0.1, 0.2, 0.3, 0.45, 0.6, 0.7) for s in (0.3, 0.45, 0.6, 0.75, 0.85)]
+CALIBRATION_GRID = [(p, s) for p in (0.1, 0.2, 0.3, 0.45, 0.6, 0.7)
+                    for s in (0.0, 0.15, 0.3, 0.45, 0.6, 0.75, 0.85)]
 SMOKE_GRID = [(0.3, 0.6), (0.7, 0.85)]
 # Working-cloud size and grouping tried by the calibration: the generic default (100k points, the
 # predictor's grouping), and the model's training size with 4x its patches (a whole room in 16k points:
@@ -160,29 +161,30 @@ class Sections:
 
 def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = "eval",
              thresholds: dict | None = None, densities: tuple[int, ...] | None = None,
-             only: tuple[str, ...] | None = None) -> dict:
+             only: tuple[str, ...] | None = None, views: int = 1) -> dict:
     """The held-out report (see the module docstring); also written to WORK/<out_name>/report.json.
 
     `thresholds`: the everything settings to use (default: WORK/amg.json, else the checkpoint's);
     `densities`: the URDF point counts to evaluate (default: the recipe's); `only`: compute just these
-    sections (partnet, mobility_N, scene, everything, click_ms) and leave the report to a later run."""
+    sections (partnet, mobility_N, scene, everything, click_ms) and leave the report to a later run;
+    `views`: the clicks are answered by `PointCloudPredictor(views=...)` (everything keeps one view)."""
     data = work / "data"
     model = load_model(checkpoint, device="cpu")
     clicks = SMOKE_CLICKS if smoke else EVAL_CLICKS
     report: dict = {"checkpoint": str(checkpoint), "held_out_categories": list(VAL_CATEGORIES),
-                    "held_out_scene": EVAL_SCENE, "clicks": clicks}
+                    "held_out_scene": EVAL_SCENE, "clicks": clicks, "views": views}
     start = time.perf_counter()
     cache = Sections(work / out_name / "sections", checkpoint, only)
 
     def partnet() -> dict:
-        return by_category(collect(model, _val(data / "partnet"), clicks))
+        return by_category(collect(model, _val(data / "partnet"), clicks, views=views))
 
     def mobility(n: int) -> dict:
         # 10k points: the main table (every click); other sizes: the first 10 clicks
         k = clicks if n == 10_000 or smoke else min(clicks, 10)
         stride = 1 if smoke else EVAL_STRIDE.get(n, 1)
         clouds = [c for i, c in enumerate(_val(data / f"mobility_{n}")) if i % stride == 0]
-        return {**by_category(collect(model, clouds, k)), "clouds": len(clouds)}
+        return {**by_category(collect(model, clouds, k, views=views)), "clouds": len(clouds)}
 
     # --smoke: a crop instead of the 200k-point scene, whose large-cloud grouping takes minutes
     scene = list(PointCloudDataset(data / ("scannet_crops" if smoke else "scannet_eval")))[:1]
@@ -190,7 +192,7 @@ def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = 
     def scene_clicks() -> dict:  # collect encodes the scene with the predictor's own grouping
         n, cfg = scene[0].num_points, model.config
         grouping = choose_grouping(n, n, cfg.num_patches, cfg.patch_size)
-        arrays = collect(model, scene, SCENE_CLICKS, max_masks=4 if smoke else 0, batch=2)
+        arrays = collect(model, scene, SCENE_CLICKS, max_masks=4 if smoke else 0, batch=2, views=views)
         return {"grouping": list(grouping), **summarize(arrays)}
 
     amg_file = work / "amg.json"

@@ -98,13 +98,15 @@ def diagnose_batch(model, cloud, gt: torch.Tensor, clicks: int, variants: bool =
 
 
 def collect(model, clouds, clicks: int, limit: int = 0, variants: bool = True,
-            max_masks: int = 0, batch: int = MASKS_PER_BATCH, **grouping) -> dict[str, np.ndarray]:
+            max_masks: int = 0, batch: int = MASKS_PER_BATCH, views: int = 1, **grouping
+            ) -> dict[str, np.ndarray]:
     """`diagnose_batch` over every non-empty mask of `clouds`; arrays per mask, plus its "category".
 
     limit: clouds (0: all); max_masks: masks per cloud (0: all); batch: masks decoded together (fewer
-    for big clouds: memory grows with masks x points); grouping: num_patches / patch_size.
+    for big clouds: memory grows with masks x points); views: `PointCloudPredictor(views=...)`;
+    grouping: num_patches / patch_size.
     """
-    predictor = PointCloudPredictor(model)
+    predictor = PointCloudPredictor(model, views=views)
     acc: dict[str, list[np.ndarray]] = {}
     for i, cloud in enumerate(clouds):
         if limit and i >= limit:
@@ -116,7 +118,7 @@ def collect(model, clouds, clicks: int, limit: int = 0, variants: bool = True,
         dense = dense[keep][: max_masks or None]
         for start in range(0, dense.shape[0], batch):
             gt = dense[start:start + batch]
-            res = diagnose_batch(model, predictor.embedding, gt, clicks, variants)
+            res = diagnose_batch(predictor.decoder, predictor.embedding, gt, clicks, variants)
             res["category"] = np.array([cloud.category] * gt.shape[0])
             for k, v in res.items():
                 acc.setdefault(k, []).append(v)

@@ -190,8 +190,10 @@ def ship(work: Path, smoke: bool = False) -> None:
     metrics, hours = training_hours(work, "finetune" if finetuned else "run")
     baseline_file = work / "eval_baseline" / "report.json"
     baseline = json.loads(baseline_file.read_text()) if baseline_file.is_file() else None
+    views_files = sorted(work.glob("eval_views*/report.json"))  # the --evaluate --views K reports
+    views_report = json.loads(views_files[-1].read_text()) if views_files else None
     card = model_card(shipped, report, metrics, dest.stat().st_size, ball_click(shipped), hours,
-                      finetuned=finetuned, baseline=baseline)
+                      finetuned=finetuned, baseline=baseline, views_report=views_report)
     (dest.parent / "MODEL_CARD.md").write_text(card)
     print(f"shipped {dest} ({dest.stat().st_size / 1e6:.1f} MB) and {dest.parent / 'MODEL_CARD.md'}")
 
@@ -217,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sections", nargs="+", default=None, metavar="NAME",
                     help="with --evaluate/--baseline: compute only these report sections (partnet, "
                     "mobility_N, scene, everything, click_ms); cached, so parallel runs share the work")
+    ap.add_argument("--views", type=int, default=1, metavar="K",
+                    help="with --evaluate: answer the clicks with K-view ensembling (pointsam.views), "
+                    "into WORK/eval_viewsK")
     ap.add_argument("--everything-only", action="store_true",
                     help="with --evaluate: recompute only the everything recall of WORK/eval/report.json")
     ap.add_argument("--ship", action="store_true", help="copy the weights + model card into the package")
@@ -247,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.evaluate and args.everything_only:
         print(report_markdown(reevaluate_everything(args.work, weights, args.smoke)))
     elif args.evaluate:
-        report = evaluate(args.work, weights, args.smoke, only=sections)
+        out_name = "eval" if args.views == 1 else f"eval_views{args.views}"
+        report = evaluate(args.work, weights, args.smoke, out_name, only=sections, views=args.views)
         print(report_markdown(report) if "partial" not in report else "(partial report)")
     if args.ship:
         ship(args.work, args.smoke)

@@ -127,11 +127,14 @@ def add_generator_arguments(parser, *, num_prompts: int, nms: float, max_masks: 
 
 
 def generator_from_args(model, args: argparse.Namespace):
-    """The `AutomaticMaskGenerator` that `add_generator_arguments`' options describe."""
+    """The `AutomaticMaskGenerator` that `add_generator_arguments`' options (and --views) describe."""
     from pointsam.automatic import AutomaticMaskGenerator
+    from pointsam.predictor import PointCloudPredictor
 
+    views = getattr(args, "views", 1)
     return AutomaticMaskGenerator(
-        model, num_prompts=args.num_prompts, points_per_batch=args.points_per_batch,
+        model if views == 1 else PointCloudPredictor(model, views=views),
+        num_prompts=args.num_prompts, points_per_batch=args.points_per_batch,
         pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
         nms_iou_thresh=args.nms_thresh, min_mask_points=args.generator_min_points,
         max_masks=args.max_masks, max_points=args.max_points,

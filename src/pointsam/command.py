@@ -218,6 +218,7 @@ def add_everything_parser(sub: argparse._SubParsersAction) -> None:
     add_generator_arguments(ev, num_prompts=256, nms=0.7, max_masks=None)
     ev.add_argument("--num-patches", type=int, help="override the number of patches L")
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
+    add_views_argument(ev)
     ev.add_argument("--mesh-samples", type=int, default=100_000)
     ev.add_argument("--tile-size", type=float, metavar="S",
                     help="big scans: segment overlapping S x S tiles (in the cloud's units, on x/y) and "

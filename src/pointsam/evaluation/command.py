@@ -79,6 +79,9 @@ def run_eval(args: argparse.Namespace) -> None:
     if args.baseline == "mv-sam":
         from pointsam.evaluation.mvsam import run_mvsam_eval
 
+        if args.views != 1:
+            raise InputError("--views is for Point-SAM models; the mv-sam baseline has no views option")
+
         return run_mvsam_eval(args, dataset.subset(clouds))
     model = load_model_from_args(args)
     subset = dataset.subset(clouds)

@@ -178,4 +178,6 @@ def segment_tiles(generator, xyz, rgb=None, *, tile_size: float, overlap: float,
 def _generator_settings(generator) -> dict[str, Any]:
     names = ("num_prompts", "pred_iou_thresh", "stability_score_thresh", "nms_iou_thresh",
              "min_mask_points", "max_masks", "max_points", "num_patches", "patch_size", "seed")
-    return {n: getattr(generator, n, None) for n in names}
+    settings = {n: getattr(generator, n, None) for n in names}
+    settings["views"] = getattr(getattr(generator, "predictor", None), "views", 1)  # changes the masks too
+    return settings
