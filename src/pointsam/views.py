@@ -11,9 +11,9 @@ invariant to turning the input by a multiple of 2*pi/K about y (up to float roun
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from pointsam.errors import InputError
 from pointsam.modeling import CloudEmbedding, PointSAM
@@ -33,12 +33,8 @@ def check_views(views: object) -> int:
 
 def view_rotations(views: int) -> torch.Tensor:
     """[K, 3, 3] rotations by 2*pi*k/K about y (applied as xyz @ R.T); the first is the identity."""
-    out = torch.zeros(check_views(views), 3, 3)
-    for k in range(views):
-        a = 2 * math.pi * k / views
-        c, s = math.cos(a), math.sin(a)
-        out[k] = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-    return out
+    angles = 2 * np.pi * np.arange(check_views(views)) / views
+    return torch.from_numpy(Rotation.from_euler("y", angles[:, None]).as_matrix()).float()
 
 
 class ViewEnsemble:
@@ -58,7 +54,7 @@ class ViewEnsemble:
         self.rotations = view_rotations(views).to(dev, cloud.coords.dtype)
         turned = self.rotations[1:]
         if turned.shape[0] == 0:
-            self.views = cloud
+            self.stacked = cloud
             return
         p, k = cloud.patches, turned.shape[0]
         coords = torch.einsum("nc,kdc->knd", cloud.coords[0], turned)
@@ -66,7 +62,7 @@ class ViewEnsemble:
                           p.knn_idx.expand(k, -1, -1))
         with torch.no_grad():
             extra = model.encode(coords, features.expand(k, -1, -1), patches=patches, lean=True)
-        self.views = CloudEmbedding(
+        self.stacked = CloudEmbedding(  # view k is cloud k of a batch of K
             torch.cat([cloud.coords, extra.coords]),
             Patches(torch.cat([p.fps_idx, patches.fps_idx]), torch.cat([p.centers, patches.centers]),
                     torch.cat([p.knn_idx, patches.knn_idx])),
@@ -90,6 +86,6 @@ class ViewEnsemble:
         k, p = self.num_views, prompt_coords.shape[0]
         coords = torch.einsum("pqc,kdc->kpqd", prompt_coords, self.rotations.to(prompt_coords.dtype))
         masks = None if prompt_masks is None else prompt_masks.repeat(k, 1)
-        logits, iou = self.model.decode(self.views, coords.reshape(k * p, *prompt_coords.shape[1:]),
+        logits, iou = self.model.decode(self.stacked, coords.reshape(k * p, *prompt_coords.shape[1:]),
                                         prompt_labels.repeat(k, 1), masks, multimask_output, chunk_size)
         return logits.view(k, p, *logits.shape[1:]).mean(0), iou.view(k, p, -1).mean(0)
