@@ -111,3 +111,22 @@ def test_generator_reads_the_thresholds_stored_in_the_checkpoint(tmp_path):
     generator = AutomaticMaskGenerator(load_model(path))
     assert (generator.pred_iou_thresh, generator.stability_score_thresh) == (0.35, 0.55)
     assert AutomaticMaskGenerator(load_model(path), pred_iou_thresh=0.9).pred_iou_thresh == 0.9
+
+
+def test_recommended_views_reach_the_generator_and_user_or_predictor_views_win():
+    from pointsam.automatic import AutomaticMaskGenerator
+    from pointsam.predictor import PointCloudPredictor
+
+    model = tiny_model()
+    assert AutomaticMaskGenerator(model).predictor.views == 1  # no recommendation: one view
+    model.metadata = amg_metadata({"views": 3})
+    assert AutomaticMaskGenerator(model).predictor.views == 3
+    assert AutomaticMaskGenerator(model, views=1).predictor.views == 1
+    assert AutomaticMaskGenerator(PointCloudPredictor(model, views=2)).predictor.views == 2
+    with pytest.raises(InputError, match="differs from the given predictor's 2"):
+        AutomaticMaskGenerator(PointCloudPredictor(model, views=2), views=3)
+    with pytest.raises(InputError, match="views must be an integer from 1 to 16"):
+        AutomaticMaskGenerator(model, views=0)
+    for bad in ({"views": 0}, {"views": 2.0}):
+        with pytest.raises(InputError, match="positive integer"):
+            amg_metadata(bad)

@@ -52,3 +52,4 @@ def test_the_checkpoint_recommends_its_own_everything_thresholds(model):
     generator = AutomaticMaskGenerator(model)
     assert generator.pred_iou_thresh == stored["pred_iou_thresh"]
     assert generator.stability_score_thresh == stored["stability_score_thresh"]
+    assert generator.predictor.views == stored.get("views", 1)

@@ -42,8 +42,11 @@ SMOKE_GRID = [(0.3, 0.6), (0.7, 0.85)]
 # Working-cloud size and grouping tried by the calibration: the generic default (100k points, the
 # predictor's grouping), and the model's training size with 4x its patches (a whole room in 16k points:
 # finer masks than 128 patches give).
-CALIBRATION_SIZES = [{"max_points": 100_000}, {"max_points": 16_384, "num_patches": 512, "patch_size": 32}]
-SMOKE_SIZES = [{"max_points": 20_000}]
+# Each also with 1 view or 4 (pointsam.views: 4x the decoding).
+CALIBRATION_SIZES = [{"max_points": 100_000, "views": 1},
+                     {"max_points": 16_384, "num_patches": 512, "patch_size": 32, "views": 1},
+                     {"max_points": 16_384, "num_patches": 512, "patch_size": 32, "views": 4}]
+SMOKE_SIZES = [{"max_points": 20_000, "views": 1}]
 
 
 def _val(folder: Path) -> PointCloudDataset:
@@ -167,7 +170,8 @@ def evaluate(work: Path, checkpoint: Path, smoke: bool = False, out_name: str = 
     `thresholds`: the everything settings to use (default: WORK/amg.json, else the checkpoint's);
     `densities`: the URDF point counts to evaluate (default: the recipe's); `only`: compute just these
     sections (partnet, mobility_N, scene, everything, click_ms) and leave the report to a later run;
-    `views`: the clicks are answered by `PointCloudPredictor(views=...)` (everything keeps one view)."""
+    `views`: the clicks are answered by `PointCloudPredictor(views=...)` (everything uses `thresholds`,
+    whose views are the calibrated ones)."""
     data = work / "data"
     model = load_model(checkpoint, device="cpu")
     clicks = SMOKE_CLICKS if smoke else EVAL_CLICKS

@@ -4,9 +4,10 @@ A model's predicted IoUs and stability scores are calibrated by its training: th
 suit the official weights, while a small model may need lower ones. A checkpoint may therefore store
 its recommended `AutomaticMaskGenerator` thresholds as JSON under the safetensors metadata key
 `pointsam_amg`, e.g. ``{"pred_iou_thresh": 0.5, "stability_score_thresh": 0.7}``, and the size it
-works best at: ``max_points`` (the working cloud's size) and ``num_patches`` / ``patch_size`` (its
-grouping). `amg_defaults` reads them and fills the missing thresholds with the paper's defaults;
-explicit user values always win (the caller applies them on top).
+works best at: ``max_points`` (the working cloud's size), ``num_patches`` / ``patch_size`` (its
+grouping) and ``views`` (view ensembling, `pointsam.views`). `amg_defaults` reads them and fills the
+missing thresholds with the paper's defaults; explicit user values always win (the caller applies
+them on top).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ AMG_METADATA_KEY = "pointsam_amg"
 PAPER_AMG_DEFAULTS: dict[str, float] = {"pred_iou_thresh": 0.7, "stability_score_thresh": 0.85}
 #: Keys a checkpoint may recommend: the thresholds in [0, 1] of `AutomaticMaskGenerator`...
 AMG_KEYS = ("pred_iou_thresh", "stability_score_thresh", "nms_iou_thresh")
-#: ... and its working-cloud size and grouping (positive integers).
-AMG_INT_KEYS = ("max_points", "num_patches", "patch_size")
+#: ... and its working-cloud size, grouping and number of views (positive integers).
+AMG_INT_KEYS = ("max_points", "num_patches", "patch_size", "views")
 
 
 def _check(values: Any, where: str, error: type[Exception]) -> dict[str, float]:

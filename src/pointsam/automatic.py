@@ -86,9 +86,10 @@ class AutomaticMaskGenerator:
     index of the click), "prompt_point" (its xyz), "candidate" (which of the 3 multimask outputs),
     "num_points". A candidate is kept when predicted IoU >= pred_iou_thresh, stability >=
     stability_score_thresh and its full-cloud size >= min_mask_points (and > 0). The predictor's
-    current cloud is replaced by `generate`. Thresholds, `max_points` and the grouping left as None
-    are the checkpoint's recommendation (`pointsam.amg_defaults`), else the paper's thresholds, 100,000
-    points and the predictor's grouping.
+    current cloud is replaced by `generate`. Thresholds, `max_points`, the grouping and `views` left
+    as None are the checkpoint's recommendation (`pointsam.amg_defaults`), else the paper's thresholds,
+    100,000 points, the predictor's grouping and 1 view. `views` (`PointCloudPredictor(views=...)`)
+    applies when a model is given; a given predictor keeps its own.
     """
 
     def __init__(
@@ -106,9 +107,15 @@ class AutomaticMaskGenerator:
         num_patches: int | None = None,
         patch_size: int | None = None,
         seed: int = 0,
+        views: int | None = None,
     ) -> None:
+        from pointsam.amg_defaults import amg_defaults  # the checkpoint's, else the paper's
+
+        model = getattr(predictor_or_model, "model", predictor_or_model)
+        recommended = amg_defaults(model if hasattr(model, "metadata") else {})
         if isinstance(predictor_or_model, PointSAM):
-            self.predictor = PointCloudPredictor(predictor_or_model)
+            own = views if views is not None else int(recommended.get("views", 1))
+            self.predictor = PointCloudPredictor(predictor_or_model, views=own)
         elif hasattr(predictor_or_model, "set_point_cloud") and hasattr(predictor_or_model, "predict_torch"):
             self.predictor = predictor_or_model
         else:
@@ -116,12 +123,11 @@ class AutomaticMaskGenerator:
                 "AutomaticMaskGenerator needs a PointCloudPredictor or a PointSAM model, got "
                 f"{type(predictor_or_model).__name__}"
             )
+        if views is not None and views != getattr(self.predictor, "views", 1):
+            raise InputError(f"views={views!r} differs from the given predictor's "
+                             f"{getattr(self.predictor, 'views', 1)}: set views on the predictor")
         self.num_prompts = _check_int("num_prompts", num_prompts, 1)
         self.points_per_batch = _check_int("points_per_batch", points_per_batch, 1)
-        from pointsam.amg_defaults import amg_defaults  # the checkpoint's, else the paper's
-
-        model = getattr(predictor_or_model, "model", predictor_or_model)
-        recommended = amg_defaults(model if hasattr(model, "metadata") else {})
         if pred_iou_thresh is None:
             pred_iou_thresh = recommended["pred_iou_thresh"]
         if stability_score_thresh is None:

@@ -42,12 +42,15 @@ def _views(text: str) -> int:
             f"{text!r}: the number of views must be an integer from 1 to {MAX_VIEWS}") from exc
 
 
-def add_views_argument(parser: argparse.ArgumentParser) -> None:
-    """--views K: answers averaged over K turns of the cloud (`PointCloudPredictor(views=K)`)."""
-    parser.add_argument("--views", type=_views, default=1, metavar="K",
+def add_views_argument(parser: argparse.ArgumentParser, everything: bool = False) -> None:
+    """--views K: answers averaged over K turns of the cloud (`PointCloudPredictor(views=K)`); None when
+    not given (clicks then use 1 view, segment-everything the checkpoint's recommendation)."""
+    default = ("the checkpoint's recommendation for segment-everything (the bundled model: 4), else 1"
+               if everything else "1, the paper's protocol")
+    parser.add_argument("--views", type=_views, default=None, metavar="K",
                         help="average the answers over K turns of the cloud about its y axis (1-16; "
                         "the bundled model gains 1-2 IoU points at 4; K times the encode and decode "
-                        "work; default 1, the paper's protocol)")
+                        f"work; default: {default})")
 
 
 def check_device(text: str | None) -> str | None:
@@ -129,11 +132,9 @@ def add_generator_arguments(parser, *, num_prompts: int, nms: float, max_masks: 
 def generator_from_args(model, args: argparse.Namespace):
     """The `AutomaticMaskGenerator` that `add_generator_arguments`' options (and --views) describe."""
     from pointsam.automatic import AutomaticMaskGenerator
-    from pointsam.predictor import PointCloudPredictor
 
-    views = getattr(args, "views", 1)
     return AutomaticMaskGenerator(
-        model if views == 1 else PointCloudPredictor(model, views=views),
+        model, views=getattr(args, "views", None),
         num_prompts=args.num_prompts, points_per_batch=args.points_per_batch,
         pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
         nms_iou_thresh=args.nms_thresh, min_mask_points=args.generator_min_points,

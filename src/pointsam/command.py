@@ -184,7 +184,7 @@ def run_segment(args: argparse.Namespace) -> None:
     name = args.checkpoint.name if args.checkpoint else "bundled default model"
     params = sum(p.numel() for p in model.parameters()) / 1e6
     _say(f"loaded {name} ({params:.1f}M parameters) in {t2 - t1:.1f} s on {next(model.parameters()).device}")
-    predictor = PointCloudPredictor(model, mode=args.mode, views=args.views,
+    predictor = PointCloudPredictor(model, mode=args.mode, views=args.views or 1,
                                     local_options={"region_points": args.region_points})
     predictor.set_point_cloud(cloud.xyz, cloud.rgb, num_patches=args.num_patches,
                               patch_size=args.patch_size, progress=lambda m: _say(m + " ..."))
@@ -218,7 +218,7 @@ def add_everything_parser(sub: argparse._SubParsersAction) -> None:
     add_generator_arguments(ev, num_prompts=256, nms=0.7, max_masks=None)
     ev.add_argument("--num-patches", type=int, help="override the number of patches L")
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
-    add_views_argument(ev)
+    add_views_argument(ev, everything=True)
     ev.add_argument("--mesh-samples", type=int, default=100_000)
     ev.add_argument("--tile-size", type=float, metavar="S",
                     help="big scans: segment overlapping S x S tiles (in the cloud's units, on x/y) and "

@@ -34,7 +34,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=int, help="evaluate at most this many clouds")
     ev.add_argument("--num-patches", type=int, help="override the number of patches L")
     ev.add_argument("--patch-size", type=int, help="override the patch size K")
-    add_views_argument(ev)
+    add_views_argument(ev, everything=True)
     add_common_arguments(ev, overwrite_help="replace an existing report")
     ev.add_argument("--baseline", choices=["mv-sam"], help="evaluate a baseline instead of Point-SAM: "
                     "mv-sam = 2D SAM clicked per view, lifted to the points (paper Sec. 5.1)")
@@ -79,7 +79,7 @@ def run_eval(args: argparse.Namespace) -> None:
     if args.baseline == "mv-sam":
         from pointsam.evaluation.mvsam import run_mvsam_eval
 
-        if args.views != 1:
+        if args.views not in (None, 1):
             raise InputError("--views is for Point-SAM models; the mv-sam baseline has no views option")
 
         return run_mvsam_eval(args, dataset.subset(clouds))
@@ -88,7 +88,7 @@ def run_eval(args: argparse.Namespace) -> None:
     if args.proposals:
         _run_proposals(args, model, subset)
         return
-    predictor = PointCloudPredictor(model, views=args.views)
+    predictor = PointCloudPredictor(model, views=args.views or 1)
     start = time.perf_counter()
     results = evaluate_interactive(
         predictor, subset, args.max_clicks, args.min_mask_points,
