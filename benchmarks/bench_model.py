@@ -181,6 +181,16 @@ def _fail(out: subprocess.CompletedProcess) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _child(name: str, src: str, *args: str, row: str = "") -> dict | None:
+    """This script's JSON result in a fresh process on `src`, or None after printing the failed row
+    (`row`: the cells that go between the tree's name and the failure)."""
+    out = _subprocess(src, *args)
+    if out.returncode:
+        print(f"| {name} | {row}failed: {_fail(out)} |", flush=True)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000, 5_000_000])
@@ -223,11 +233,9 @@ def main() -> None:
     for config in [] if args.example_only else args.configs:
         for n in args.sizes:
             for name, src in trees:
-                out = _subprocess(src, "--case", f"{config}:{n}", *extra)
-                if out.returncode:
-                    print(f"| {name} | {config} | {n:,} | failed: {_fail(out)} |", flush=True)
+                r = _child(name, src, "--case", f"{config}:{n}", *extra, row=f"{config} | {n:,} | ")
+                if r is None:
                     continue
-                r = json.loads(out.stdout.strip().splitlines()[-1])
                 achieved = r["flops"] / r["network_s"] / 1e9
                 floor_ms = 1000 * n * DECODE_FLOP_PER_POINT / (rate * 1e9)
                 print(f"| {name} | {config} | {n:,} | {r['L']}x{r['K']} | {r['encode_s']:.2f} | "
@@ -240,22 +248,18 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for views in (1, 2, 4):
         for name, src in trees:
-            out = _subprocess(src, "--first-click", str(views))
-            if out.returncode:
-                print(f"| {name} | failed: {_fail(out)} |", flush=True)
+            r = _child(name, src, "--first-click", str(views))
+            if r is None:
                 continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"| {name} | {r['n']:,} points | {views} | {r['encode_s']:.2f} | {r['first_ms']:.0f} | "
                   f"{r['later_ms']:.0f} | {r['refine_ms']:.0f} |", flush=True)
     if args.busy_size:
         print("\n| tree | encode, bundled model | threads | alone (s) | one busy neighbour (s) | slowdown |")
         print("|---|---|---|---|---|---|")
         for name, src in trees:
-            out = _subprocess(src, "--busy", str(args.busy_size))
-            if out.returncode:
-                print(f"| {name} | {args.busy_size:,} points | failed: {_fail(out)} |", flush=True)
+            r = _child(name, src, "--busy", str(args.busy_size), row=f"{args.busy_size:,} points | ")
+            if r is None:
                 continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"| {name} | {r['n']:,} points | {r['threads']} | {r['idle_s']:.2f} | {r['busy_s']:.2f} | "
                   f"{r['busy_s'] / r['idle_s']:.1f}x |", flush=True)
 
