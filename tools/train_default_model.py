@@ -190,8 +190,9 @@ def ship(work: Path, smoke: bool = False) -> None:
     metrics, hours = training_hours(work, "finetune" if finetuned else "run")
     baseline_file = work / "eval_baseline" / "report.json"
     baseline = json.loads(baseline_file.read_text()) if baseline_file.is_file() else None
-    views_files = sorted(work.glob("eval_views*/report.json"))  # the --evaluate --views K reports
-    views_report = json.loads(views_files[-1].read_text()) if views_files else None
+    # the clicks with the views the checkpoint recommends for segment-everything (--evaluate --views K)
+    views_file = work / f"eval_views{report['everything']['thresholds'].get('views', 1)}" / "report.json"
+    views_report = json.loads(views_file.read_text()) if views_file.is_file() else None
     card = model_card(shipped, report, metrics, dest.stat().st_size, ball_click(shipped), hours,
                       finetuned=finetuned, baseline=baseline, views_report=views_report)
     (dest.parent / "MODEL_CARD.md").write_text(card)
