@@ -86,21 +86,27 @@ def comparison(report: dict, baseline: dict) -> str:
 def views_section(report: dict, views_report: dict) -> str:
     """Markdown: the held-out click curves with one view and with `views_report`'s view ensembling."""
     k = views_report["views"]
-    blocks = [("PartNet hierarchy", report["partnet"], views_report.get("partnet"))]
-    blocks += [(f"URDF links, {int(n):,} points", report["mobility"].get(n), part)
+
+    def overall(block: dict | None) -> dict | None:
+        return None if block is None else block["all"]
+
+    blocks = [("PartNet hierarchy", overall(report["partnet"]), overall(views_report.get("partnet")))]
+    blocks += [(f"URDF links, {int(n):,} points", overall(report["mobility"].get(n)), overall(part))
                for n, part in views_report.get("mobility", {}).items()]
+    blocks.append((f"ScanNet {report['held_out_scene']} (see note)", report.get("scene"),
+                   views_report.get("scene")))
     rows = []
     for name, one, many in blocks:
         if one is None or many is None:
             continue
-        for label, part in (("1 view", one), (f"{k} views", many)):
-            curve = part["all"]["curve"][:10]
-            rows.append(f"| {name} ({part['all']['masks']} masks) | {label} | "
-                        + " / ".join(f"{v:.1f}" for v in curve) + " |")
+        for label, summary in (("1 view", one), (f"{k} views", many)):
+            rows.append(f"| {name} ({summary['masks']} masks) | {label} | "
+                        + " / ".join(f"{v:.1f}" for v in summary["curve"][:10]) + " |")
     return (f"## With view ensembling (`PointCloudPredictor(model, views={k})`, `--views {k}`)\n\n"
             f"Each cloud encoded at {k} turns about y, answers averaged (`pointsam.views`); same held-out "
             f"masks and protocol, {k}x the encode and decode work (timings: benchmarks/RESULTS.md).\n\n"
-            "| held-out data | answers | IoU@1..10 |\n|---|---|---|\n" + "\n".join(rows) + "\n")
+            "| held-out data | answers | IoU@1..10 (the scene: 1..5) |\n|---|---|---|\n" + "\n".join(rows)
+            + "\n")
 
 
 def model_card(model, report: dict, metrics: list[dict], size: int, ball: dict, hours: float,
